@@ -1,0 +1,16 @@
+"""Datasets as infinite, resumable `tf.data` streams: IDX files, TFDS, folders and toys."""
+
+from zoo.data.classes import resolve_classes
+from zoo.data.dataset import DATASET_NAMES, DatasetInfo, load_arrays, make_dataset
+from zoo.data.idx import read_idx
+from zoo.data.toys import toy_modes
+
+__all__ = [
+    "DATASET_NAMES",
+    "DatasetInfo",
+    "load_arrays",
+    "make_dataset",
+    "read_idx",
+    "resolve_classes",
+    "toy_modes",
+]
