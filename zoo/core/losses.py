@@ -1,0 +1,393 @@
+"""GAN losses as pure functions of logits, named in TF-GAN's grammar.
+
+Every loss takes discriminator logits of any shape ``[B, ...]`` (a scalar per image, or a
+PatchGAN map ``[B, H, W, 1]``), casts them to float32 first (so mixed-precision networks still
+compute their losses in float32) and returns the PER-EXAMPLE loss, float32 ``[B]``: the mean over
+the non-batch axes. Training code reduces it over the global batch with
+:func:`global_batch_mean`, which is correct under ``tf.distribute``.
+
+Sign conventions: every function returns a quantity its player DESCENDS. The sigmoid lives
+inside the losses (logits everywhere), computed with ``softplus`` so that huge logits stay finite:
+``-log(sigmoid(l)) = softplus(-l)`` and ``-log(1 - sigmoid(l)) = softplus(l)``.
+
+Penalties (:func:`gradient_penalty`, :func:`r1_penalty`) take the discriminator as a callable and
+differentiate it with their own ``tf.GradientTape``, so they can be used inside the outer tape of
+the discriminator's update. :data:`LOSSES` / :func:`get_loss` select a loss by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from zoo.errors import UsageError
+
+_GRADIENT_NORM_EPSILON = 1e-10
+
+Discriminator = Callable[[tf.Tensor], tf.Tensor]
+
+
+def _to_float32(x: tf.Tensor) -> tf.Tensor:
+    return tf.cast(x, tf.float32)
+
+
+def _per_example_mean(values: tf.Tensor) -> tf.Tensor:
+    """Means a float32 ``[B, ...]`` tensor over its non-batch axes, giving ``[B]``."""
+    return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+
+def _per_example_sum(values: tf.Tensor) -> tf.Tensor:
+    """Sums a float32 ``[B, ...]`` tensor over its non-batch axes, giving ``[B]``."""
+    return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+
+def global_batch_mean(per_example: tf.Tensor) -> tf.Tensor:
+    """Averages per-example losses over the GLOBAL batch: ``tf.nn.compute_average_loss``.
+
+    Inside a replica of a ``tf.distribute`` strategy this divides the sum of the replica's
+    per-example losses by (per-replica batch x ``num_replicas_in_sync``), so that gradients
+    SUMMED across replicas (what strategies do) equal the gradient of the mean over the global
+    batch. Outside a strategy it is the plain mean. Do not use ``tf.reduce_mean`` in a
+    ``train_step``: under N replicas it would scale the gradients by N.
+
+    Args:
+        per_example: per-example losses, float ``[B]`` (any float dtype; the result is float32).
+
+    Returns:
+        A float32 scalar.
+
+    Reference:
+        TensorFlow guide "Custom training with tf.distribute.Strategy" (loss reduction).
+    """
+    return tf.nn.compute_average_loss(_to_float32(per_example))
+
+
+# --- minimax / non-saturating ---------------------------------------------------------------
+
+
+def minimax_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+    """Discriminator loss of the minimax game: ``-log D(x) - log(1 - D(G(z)))``.
+
+    Computed as ``softplus(-real) + softplus(fake)``, stable for any logit. Its negative is the
+    value function V(D, G) per example: D descending this loss ascends V. At ``D = 1/2`` (logits
+    0) it is ``log 4``.
+
+    Args:
+        real_logits: discriminator logits on real data, ``[B, ...]``.
+        fake_logits: discriminator logits on generated data, ``[B, ...]``.
+
+    Returns:
+        Per-example losses, float32 ``[B]``.
+
+    Reference:
+        Goodfellow et al. 2014, "Generative Adversarial Nets", eq. 1.
+    """
+    real_term = _per_example_mean(tf.nn.softplus(-_to_float32(real_logits)))
+    fake_term = _per_example_mean(tf.nn.softplus(_to_float32(fake_logits)))
+    return real_term + fake_term
+
+
+def minimax_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """Generator loss of the minimax game: ``log(1 - D(G(z))) = -softplus(fake)``.
+
+    The generator descends it. It saturates: when D confidently rejects the fakes (very negative
+    logits) its gradient ``-sigmoid(fake)`` vanishes; prefer
+    :func:`non_saturating_generator_loss` in practice.
+
+    Args:
+        fake_logits: discriminator logits on generated data, ``[B, ...]``.
+
+    Returns:
+        Per-example losses, float32 ``[B]``.
+
+    Reference:
+        Goodfellow et al. 2014, "Generative Adversarial Nets", eq. 1.
+    """
+    return _per_example_mean(-tf.nn.softplus(_to_float32(fake_logits)))
+
+
+def non_saturating_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """Non-saturating generator loss: ``-log D(G(z)) = softplus(-fake)``.
+
+    Same fixed point as the minimax loss, but its gradient ``-sigmoid(-fake)`` is close to -1
+    (not 0) when D confidently rejects the fakes, so G still learns early in training.
+
+    Args:
+        fake_logits: discriminator logits on generated data, ``[B, ...]``.
+
+    Returns:
+        Per-example losses, float32 ``[B]``.
+
+    Reference:
+        Goodfellow et al. 2014, "Generative Adversarial Nets", section 3.
+    """
+    return _per_example_mean(tf.nn.softplus(-_to_float32(fake_logits)))
+
+
+def non_saturating_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+    """Discriminator loss of the non-saturating GAN: the same as the minimax one.
+
+    Args:
+        real_logits: discriminator logits on real data, ``[B, ...]``.
+        fake_logits: discriminator logits on generated data, ``[B, ...]``.
+
+    Returns:
+        Per-example losses, float32 ``[B]``.
+
+    Reference:
+        Goodfellow et al. 2014, "Generative Adversarial Nets", section 3.
+    """
+    return minimax_discriminator_loss(real_logits, fake_logits)
+
+
+# --- least squares ------------------------------------------------------------------------
+
+
+def least_squares_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+    """Least-squares discriminator loss: ``0.5 (D(x) - 1)^2 + 0.5 D(G(z))^2``.
+
+    The targets are a = 0 (fake) and b = 1 (real) applied to the raw outputs (no sigmoid).
+
+    Args:
+        real_logits: discriminator outputs on real data, ``[B, ...]``.
+        fake_logits: discriminator outputs on generated data, ``[B, ...]``.
+
+    Returns:
+        Per-example losses, float32 ``[B]``.
+
+    Reference:
+        Mao et al. 2017, "Least Squares Generative Adversarial Networks", eq. 2 (a=0, b=1, c=1).
+    """
+    real_term = _per_example_mean(0.5 * tf.square(_to_float32(real_logits) - 1.0))
+    fake_term = _per_example_mean(0.5 * tf.square(_to_float32(fake_logits)))
+    return real_term + fake_term
+
+
+def least_squares_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """Least-squares generator loss: ``0.5 (D(G(z)) - 1)^2`` (target c = 1).
+
+    Args:
+        fake_logits: discriminator outputs on generated data, ``[B, ...]``.
+
+    Returns:
+        Per-example losses, float32 ``[B]``.
+
+    Reference:
+        Mao et al. 2017, "Least Squares Generative Adversarial Networks", eq. 2 (a=0, b=1, c=1).
+    """
+    return _per_example_mean(0.5 * tf.square(_to_float32(fake_logits) - 1.0))
+
+
+# --- hinge --------------------------------------------------------------------------------
+
+
+def hinge_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+    """Hinge discriminator loss: ``relu(1 - D(x)) + relu(1 + D(G(z)))``.
+
+    Args:
+        real_logits: discriminator outputs on real data, ``[B, ...]``.
+        fake_logits: discriminator outputs on generated data, ``[B, ...]``.
+
+    Returns:
+        Per-example losses, float32 ``[B]``.
+
+    Reference:
+        Lim & Ye 2017, "Geometric GAN"; Miyato et al. 2018, "Spectral Normalization for
+        Generative Adversarial Networks", eq. 16.
+    """
+    real_term = _per_example_mean(tf.nn.relu(1.0 - _to_float32(real_logits)))
+    fake_term = _per_example_mean(tf.nn.relu(1.0 + _to_float32(fake_logits)))
+    return real_term + fake_term
+
+
+def hinge_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """Hinge generator loss: ``-D(G(z))``.
+
+    Args:
+        fake_logits: discriminator outputs on generated data, ``[B, ...]``.
+
+    Returns:
+        Per-example losses, float32 ``[B]``.
+
+    Reference:
+        Lim & Ye 2017, "Geometric GAN"; Miyato et al. 2018, "Spectral Normalization for
+        Generative Adversarial Networks", eq. 17.
+    """
+    return _per_example_mean(-_to_float32(fake_logits))
+
+
+# --- Wasserstein --------------------------------------------------------------------------
+
+
+def wasserstein_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+    """Wasserstein critic loss: ``D(G(z)) - D(x)``.
+
+    Needs a Lipschitz constraint on the critic; use it with :func:`gradient_penalty`.
+
+    Args:
+        real_logits: critic outputs on real data, ``[B, ...]``.
+        fake_logits: critic outputs on generated data, ``[B, ...]``.
+
+    Returns:
+        Per-example losses, float32 ``[B]``.
+
+    Reference:
+        Arjovsky et al. 2017, "Wasserstein Generative Adversarial Networks", algorithm 1.
+    """
+    real_term = _per_example_mean(_to_float32(real_logits))
+    fake_term = _per_example_mean(_to_float32(fake_logits))
+    return fake_term - real_term
+
+
+def wasserstein_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """Wasserstein generator loss: ``-D(G(z))``.
+
+    Args:
+        fake_logits: critic outputs on generated data, ``[B, ...]``.
+
+    Returns:
+        Per-example losses, float32 ``[B]``.
+
+    Reference:
+        Arjovsky et al. 2017, "Wasserstein Generative Adversarial Networks", algorithm 1.
+    """
+    return _per_example_mean(-_to_float32(fake_logits))
+
+
+# --- penalties ----------------------------------------------------------------------------
+
+
+def _input_gradients(discriminator: Discriminator, inputs: tf.Tensor) -> tf.Tensor:
+    """Gradient of the sum of the discriminator's float32 outputs w.r.t. ``inputs``.
+
+    Each example's output depends only on its own input (no batch statistics in D, as WGAN-GP
+    requires), so row i of the result is the gradient of example i's output (summed over a
+    PatchGAN map). A fresh tape is used, so an enclosing tape records this computation and can
+    differentiate the penalty w.r.t. the discriminator's weights.
+    """
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        outputs = _to_float32(discriminator(inputs))
+    return _to_float32(tape.gradient(outputs, inputs))
+
+
+def gradient_penalty(
+    discriminator: Discriminator,
+    real: tf.Tensor,
+    fake: tf.Tensor,
+    alpha: tf.Tensor,
+) -> tf.Tensor:
+    """WGAN-GP gradient penalty ``(||∇ D(x̂)||₂ - 1)²`` at ``x̂ = α·real + (1 - α)·fake``.
+
+    The caller owns the randomness: ``alpha`` must be drawn UNIFORM in [0, 1], one value per
+    example (for example ``keras.random.uniform([B], seed=seed_generator)``). The two known bugs
+    of copy-pasted versions are avoided here and by that contract: drawing α from a NORMAL
+    distribution (x̂ then leaves the segment between the samples), and ``sqrt(sum(g²))`` without
+    an ε, whose gradient is NaN where the input gradient is zero; the norm here is
+    ``sqrt(sum(g²) + 1e-10)`` over all non-batch axes. Everything is computed in float32. The
+    penalty uses its own ``tf.GradientTape``, so call it inside the discriminator's tape and
+    add ``λ · global_batch_mean(penalty)`` (λ = 10) to the critic loss.
+
+    Args:
+        discriminator: callable mapping inputs ``[B, ...]`` to outputs ``[B, ...]`` (logits);
+            outputs with several values per example (PatchGAN) are summed per example.
+        real: real samples ``[B, ...]``.
+        fake: generated samples, same shape as ``real``.
+        alpha: interpolation weights, uniform per example, shape ``[B]`` or broadcastable to
+            ``real`` (``[B, 1, ..., 1]``).
+
+    Returns:
+        Per-example penalties, float32 ``[B]``.
+
+    Reference:
+        Gulrajani et al. 2017, "Improved Training of Wasserstein GANs", algorithm 1.
+    """
+    real = _to_float32(real)
+    fake = _to_float32(fake)
+    alpha = _to_float32(alpha)
+    if alpha.shape.rank == 1 and real.shape.rank is not None and real.shape.rank > 1:
+        alpha = tf.reshape(alpha, [-1] + [1] * (real.shape.rank - 1))
+    interpolates = alpha * real + (1.0 - alpha) * fake
+    gradients = _input_gradients(discriminator, interpolates)
+    norms = tf.sqrt(_per_example_sum(tf.square(gradients)) + _GRADIENT_NORM_EPSILON)
+    return tf.square(norms - 1.0)
+
+
+def r1_penalty(discriminator: Discriminator, real: tf.Tensor) -> tf.Tensor:
+    """R1 penalty ``||∇_x D(x)||²`` on real data (the caller multiplies by ``γ / 2``).
+
+    Uses its own ``tf.GradientTape``, so call it inside the discriminator's tape. Computed in
+    float32; outputs with several values per example (PatchGAN) are summed per example.
+
+    Args:
+        discriminator: callable mapping inputs ``[B, ...]`` to outputs ``[B, ...]`` (logits).
+        real: real samples ``[B, ...]``.
+
+    Returns:
+        Per-example squared gradient norms, float32 ``[B]``.
+
+    Reference:
+        Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?", eq. 9.
+    """
+    gradients = _input_gradients(discriminator, _to_float32(real))
+    return _per_example_sum(tf.square(gradients))
+
+
+# --- registry -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class GANLoss:
+    """A generator/discriminator loss pair selectable by name.
+
+    Attributes:
+        generator: ``fake_logits -> per-example loss [B]``.
+        discriminator: ``(real_logits, fake_logits) -> per-example loss [B]``.
+        gradient_penalty_weight: λ for :func:`gradient_penalty` (0 means no penalty).
+        default_discriminator_steps: discriminator steps per generator step (WGAN-GP's
+            n_critic); a family may override it.
+    """
+
+    generator: Callable[[tf.Tensor], tf.Tensor]
+    discriminator: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+    gradient_penalty_weight: float = 0.0
+    default_discriminator_steps: int = 1
+
+
+LOSSES: dict[str, GANLoss] = {
+    "minimax": GANLoss(minimax_generator_loss, minimax_discriminator_loss),
+    "non_saturating": GANLoss(non_saturating_generator_loss, non_saturating_discriminator_loss),
+    "least_squares": GANLoss(least_squares_generator_loss, least_squares_discriminator_loss),
+    "hinge": GANLoss(hinge_generator_loss, hinge_discriminator_loss),
+    "wgan_gp": GANLoss(
+        wasserstein_generator_loss,
+        wasserstein_discriminator_loss,
+        gradient_penalty_weight=10.0,
+        default_discriminator_steps=5,
+    ),
+}
+
+
+def get_loss(name: str) -> GANLoss:
+    """Returns the loss pair registered under ``name``.
+
+    Args:
+        name: one of the keys of :data:`LOSSES`.
+
+    Returns:
+        The :class:`GANLoss`.
+
+    Raises:
+        UsageError: if ``name`` is unknown (the message lists the known names).
+
+    Reference:
+        See the function each entry names (Goodfellow et al. 2014; Mao et al. 2017; Lim & Ye
+        2017; Gulrajani et al. 2017).
+    """
+    try:
+        return LOSSES[name]
+    except KeyError:
+        known = ", ".join(LOSSES)
+        raise UsageError(f"unknown loss {name!r}; known losses: {known}") from None
