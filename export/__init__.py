@@ -1,0 +1,1 @@
+"""Export of trained generators to TF Serving and TFLite (see the export issue)."""

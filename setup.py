@@ -1,0 +1,28 @@
+"""ganzoo: a TensorFlow/Keras model zoo of generative adversarial networks."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="ganzoo",
+    version="0.1.0",
+    description="GAN model zoo for TensorFlow 2 / Keras 3: train anywhere, serve and ship to phones",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["zoo", "zoo.*", "export", "export.*"]),
+    py_modules=["train_main"],
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        "tensorflow-datasets>=4.9",
+        "absl-py>=2.0",
+        "pillow>=10.0",
+        "tensorboard>=2.16",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ruff>=0.5", "ai-edge-litert>=1.0"],
+    },
+    entry_points={"console_scripts": ["ganzoo-train=train_main:run"]},
+    license="Apache-2.0",
+)

@@ -1,0 +1,219 @@
+"""Training callbacks: checkpoints, sample pictures, metrics, divergence stop, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from zoo.core.checkpoint import RunCheckpoint
+from zoo.core.images import render_samples, save_png
+
+
+class StepCallback(keras.callbacks.Callback):
+    """Tracks the global training step (the model's step at the start plus batches run)."""
+
+    def __init__(self, initial_step: int) -> None:
+        super().__init__()
+        self.initial_step = initial_step
+        self.global_step = initial_step
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        previous = self.global_step
+        self.global_step = self.initial_step + batch + 1
+        self.on_steps(previous, self.global_step, logs or {})
+
+    def on_steps(self, previous: int, step: int, logs: dict) -> None:
+        """Called after the steps (previous, step] ran (several with steps_per_execution)."""
+
+    @staticmethod
+    def crossed(previous: int, step: int, every: int) -> bool:
+        return every > 0 and step // every > previous // every
+
+
+class NonFiniteGuard(StepCallback):
+    """Stops the run when `patience` steps in a row had a non-finite loss.
+
+    Each such step's update was already skipped by the loss-scale optimizer, so the weights
+    are those of the last good step; the checkpoint callback does not save after a stop.
+    """
+
+    def __init__(self, initial_step: int, patience: int = 20) -> None:
+        super().__init__(initial_step)
+        self.patience = patience
+        self.bad_steps = 0
+        self.message: str | None = None
+
+    def on_steps(self, previous: int, step: int, logs: dict) -> None:
+        if float(logs.get("finite", 1.0)) >= 1.0:
+            self.bad_steps = 0
+            return
+        self.bad_steps += step - previous
+        logging.warning("non-finite loss at step %d: update skipped", step)
+        if self.bad_steps >= self.patience:
+            self.message = (
+                f"training diverged: {self.bad_steps} steps in a row with a non-finite loss "
+                f"(last at step {step}); the last good checkpoint is kept"
+            )
+            self.model.stop_training = True
+
+
+class CheckpointCallback(StepCallback):
+    """Saves every `every` steps, at the end, and on SIGTERM (then stops the run)."""
+
+    def __init__(
+        self, checkpoint: RunCheckpoint, initial_step: int, every: int, guard: NonFiniteGuard
+    ) -> None:
+        super().__init__(initial_step)
+        self.checkpoint = checkpoint
+        self.every = every
+        self.guard = guard
+        self.terminated = False
+        self._previous_handler: Any = None
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        del signum, frame
+        self.terminated = True
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        try:
+            self._previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # not the main thread
+            self._previous_handler = None
+
+    def _save(self) -> None:
+        if self.guard.message is None and self.checkpoint.latest_step != self.global_step:
+            path = self.checkpoint.save()
+            logging.info("saved checkpoint %s", path)
+
+    def on_steps(self, previous: int, step: int, logs: dict) -> None:
+        if self.terminated:
+            self._save()
+            self.model.stop_training = True
+        elif self.crossed(previous, step, self.every):
+            self._save()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._save()
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGTERM, self._previous_handler)
+
+
+class SampleCallback(StepCallback):
+    """Writes a picture of samples from fixed inputs every `every` steps and at the end.
+
+    PNGs go to `samples/step_XXXXXXXX.png` (and `samples/latest.png`), and to TensorBoard.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        writer: tf.summary.SummaryWriter | None,
+        initial_step: int,
+        every: int,
+        num_samples: int = 64,
+        centres: np.ndarray | None = None,
+    ) -> None:
+        super().__init__(initial_step)
+        self.directory = directory
+        self.writer = writer
+        self.every = every
+        self.num_samples = num_samples
+        self.centres = centres
+        self.last_written: int | None = None
+
+    def write(self, step: int) -> str:
+        inputs = self.model.sample_inputs(self.num_samples, seed=0)
+        samples = np.asarray(self.model.generate(inputs))
+        picture = render_samples(samples, centres=self.centres)
+        path = os.path.join(self.directory, f"step_{step:08d}.png")
+        save_png(picture, path)
+        save_png(picture, os.path.join(self.directory, "latest.png"))
+        if self.writer is not None:
+            with self.writer.as_default():
+                tf.summary.image("samples", picture[None], step=step)
+            self.writer.flush()
+        self.last_written = step
+        return path
+
+    def on_steps(self, previous: int, step: int, logs: dict) -> None:
+        if self.crossed(previous, step, self.every):
+            self.write(step)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.last_written != self.global_step:
+            self.write(self.global_step)
+
+
+class MetricsCallback(StepCallback):
+    """Every `every` steps: window means to `metrics.jsonl` and TensorBoard, then a reset.
+
+    The trackers average over the steps since the last write, so each line is the mean of
+    its window. When stdout is not a terminal (no progress bar), a line is printed too.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        writer: tf.summary.SummaryWriter | None,
+        initial_step: int,
+        every: int,
+        total_steps: int,
+    ) -> None:
+        super().__init__(initial_step)
+        self.path = path
+        self.writer = writer
+        self.every = every
+        self.total_steps = total_steps
+        self.last_logs: dict[str, float] = {}
+        self._window_start = time.perf_counter()
+        self._window_steps = 0
+        self._print = not sys.stdout.isatty()
+
+    def _flush(self, step: int) -> None:
+        values = {k: float(v) for k, v in self.last_logs.items() if k != "finite"}
+        elapsed = time.perf_counter() - self._window_start
+        if self._window_steps and elapsed > 0:
+            values["steps_per_sec"] = self._window_steps / elapsed
+        record = {"step": step, "time": time.time(), **values}
+        with open(self.path, "a") as f:
+            f.write(
+                json.dumps(
+                    {
+                        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                        for k, v in record.items()
+                    }
+                )
+                + "\n"
+            )
+        if self.writer is not None:
+            with self.writer.as_default():
+                for name, value in values.items():
+                    tf.summary.scalar(name, value, step=step)
+            self.writer.flush()
+        if self._print:
+            shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
+            print(f"step {step}/{self.total_steps} {shown}", flush=True)
+        for metric in self.model.metrics:
+            metric.reset_state()
+        self._window_start = time.perf_counter()
+        self._window_steps = 0
+
+    def on_steps(self, previous: int, step: int, logs: dict) -> None:
+        self.last_logs = dict(logs)
+        self._window_steps += step - previous
+        if self.crossed(previous, step, self.every):
+            self._flush(step)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._window_steps:
+            self._flush(self.global_step)

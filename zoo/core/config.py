@@ -1,0 +1,127 @@
+"""Family configs: dataclasses with the paper's defaults, overridable from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from zoo.errors import UsageError
+
+C = TypeVar("C")
+
+
+@dataclasses.dataclass
+class GANConfig:
+    """Fields every family shares. Families subclass it and add their own.
+
+    Attributes:
+      latent_dim: size of z ~ N(0, I).
+      image_size: side of the square images the generator makes (ignored by vector data).
+      channels: image channels (1 or 3).
+      loss: adversarial loss, a name from `zoo.core.losses.LOSSES`.
+      d_steps: discriminator steps per generator step, each on a fresh minibatch;
+        0 picks the loss's default (5 for `wgan_gp`, 1 otherwise).
+      gp_weight: gradient-penalty weight; a negative value picks the loss's default
+        (10 for `wgan_gp`, 0 otherwise).
+      r1_gamma: weight γ of the R1 penalty γ/2·‖∇D(x)‖² on real data (0 = off).
+      spectral_norm: wrap the discriminator's weight layers in spectral normalisation.
+      g_learning_rate, d_learning_rate, beta_1, beta_2: Adam settings of each player.
+    """
+
+    latent_dim: int = 100
+    image_size: int = 28
+    channels: int = 1
+    loss: str = "non_saturating"
+    d_steps: int = 0
+    gp_weight: float = -1.0
+    r1_gamma: float = 0.0
+    spectral_norm: bool = False
+    g_learning_rate: float = 2e-4
+    d_learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+
+
+def _coerce(value: str, annotation: Any, field: str) -> Any:
+    """Parses a command-line string into the type a dataclass field declares."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, vars(typing), {})
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    try:
+        if annotation is bool:
+            lowered = value.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if annotation in (int, float, str):
+            return annotation(value)
+        if origin is tuple:
+            items = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+            item_type = args[0] if args else str
+            return tuple(_coerce(v.strip(), item_type, field) for v in items)
+        if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            if value.strip().lower() in ("none", "null", ""):
+                return None
+            for arg in args:
+                if arg is not type(None):
+                    return _coerce(value, arg, field)
+    except ValueError:
+        pass
+    else:
+        return value
+    raise UsageError(f"config field {field!r}: cannot read {value!r} as {annotation}")
+
+
+def apply_overrides(config: C, overrides: Iterable[str]) -> C:
+    """Returns a copy of `config` with `key=value` overrides applied.
+
+    Args:
+      config: a config dataclass instance.
+      overrides: strings such as "latent_dim=64" (as given by repeated `--config` flags).
+
+    Returns:
+      A new config instance.
+
+    Raises:
+      UsageError: on a malformed override or an unknown field (the message lists the fields).
+    """
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
+    changes = {}
+    for item in overrides:
+        if "=" not in item:
+            raise UsageError(f"--config expects key=value, got {item!r}")
+        key, value = (part.strip() for part in item.split("=", 1))
+        if key not in fields:
+            raise UsageError(
+                f"unknown config field {key!r} for {type(config).__name__}; "
+                f"fields: {', '.join(sorted(fields))}"
+            )
+        changes[key] = _coerce(value, hints[key], key)
+    return dataclasses.replace(config, **changes)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
+    """Rebuilds a config from `config_to_dict` output; unknown keys are a UsageError."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UsageError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
+    kwargs = {}
+    for key, value in values.items():
+        if isinstance(value, list) and typing.get_origin(hints[key]) is tuple:
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)

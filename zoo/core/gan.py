@@ -1,0 +1,297 @@
+"""The shared GAN base model: every family subclasses `GAN` and overrides little else.
+
+The shape follows the Keras 3 guide on customising `fit` for GANs: the sub-networks, loss
+trackers and a seed generator live on the model, `compile` takes one optimizer per player,
+and `train_step` has one tape per player. What is common to every family lives here once:
+noise drawing that is repeatable and different per replica, the optimizer set-up with loss
+scaling, the discriminator update with optional penalties, and the metrics returned to `fit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.core import losses
+from zoo.core.config import GANConfig
+from zoo.errors import UsageError
+
+# Float32 runs get a loss-scale optimizer too, with a scale of 1 that never grows: scaling by
+# powers of two is exact, and the wrapper gives every precision the same well-tested rule for
+# a non-finite step (skip the update, keep the weights).
+_FLOAT32_SCALE = {"initial_scale": 1.0, "dynamic_growth_steps": 2**31 - 2}
+
+
+def _random_seed(seed_generator: keras.random.SeedGenerator) -> tf.Tensor:
+    """Next seed pair of the model's generator, folded with the replica id under a strategy."""
+    seed = tf.cast(seed_generator.next(), tf.int64)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
+        seed = tf.random.experimental.stateless_fold_in(seed, replica)
+    return seed
+
+
+def replica_mean(global_mean: tf.Tensor) -> tf.Tensor:
+    """This replica's mean of a loss that `losses.global_batch_mean` averaged over the global
+    batch (for logging: `fit` then averages the replicas' values into the global mean)."""
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    return global_mean * replicas
+
+
+class GAN(keras.Model):
+    """Base of every family: networks, trackers, seed generator, optimizers, shared steps.
+
+    Subclasses implement `build_generator` and `build_discriminator` (and may override
+    `discriminate`, `sample_inputs`, `generate` or `train_step`). The default `train_step` is the
+    unconditional game of Goodfellow et al. (2014): `d_steps` discriminator updates on fresh
+    minibatches, then one generator update. The last discriminator update and the generator
+    update share one generator forward pass, as the reference PyTorch DCGAN does; the
+    generator's loss is computed with the freshly updated discriminator.
+
+    Args:
+      config: the family's config dataclass.
+      seed: seed of the model's `SeedGenerator`, the source of all training noise.
+    """
+
+    family_name: ClassVar[str] = "gan"
+    config_class: ClassVar[type] = GANConfig
+    tracker_names: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "real_logit", "fake_logit")
+
+    def __init__(self, config: GANConfig, *, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(name=kwargs.pop("name", self.family_name), **kwargs)
+        self.config = config
+        self.loss_spec = losses.get_loss(config.loss)
+        self.d_steps = int(config.d_steps or self.loss_spec.default_discriminator_steps)
+        if self.d_steps < 1:
+            raise UsageError(f"d_steps must be >= 1, got {config.d_steps}")
+        self.gp_weight = float(
+            config.gp_weight if config.gp_weight >= 0 else self.loss_spec.gradient_penalty_weight
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.generator = self.build_generator()
+        self.discriminator = self.build_discriminator()
+        self.step = self.add_weight(
+            shape=(),
+            dtype="int64",
+            initializer="zeros",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="step",
+        )
+        names = list(self.tracker_names)
+        if self.gp_weight > 0:
+            names.append("gradient_penalty")
+        if config.r1_gamma > 0:
+            names.append("r1_penalty")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.d_optimizer: keras.optimizers.Optimizer | None = None
+        self.g_optimizer: keras.optimizers.Optimizer | None = None
+        self.built = True
+
+    # -- networks ---------------------------------------------------------------------------
+    def build_generator(self) -> keras.Model:
+        """Returns the generator, built from `keras.Input`s."""
+        raise NotImplementedError
+
+    def build_discriminator(self) -> keras.Model:
+        """Returns the discriminator (logits out), built from `keras.Input`s."""
+        raise NotImplementedError
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        """Shape of one real example (without the batch axis)."""
+        c = self.config
+        return (c.image_size, c.image_size, c.channels)
+
+    def discriminate(self, x: tf.Tensor, training: bool = True) -> tf.Tensor:
+        """Discriminator logits for a batch; families that transform D's input override it."""
+        return self.discriminator(x, training=training)
+
+    # -- randomness -------------------------------------------------------------------------
+    def normal(self, shape: Sequence[Any]) -> tf.Tensor:
+        """N(0, 1) float32 noise from the model's seed generator (different per replica)."""
+        return tf.random.stateless_normal(shape, seed=_random_seed(self.seed_generator))
+
+    def uniform(self, shape: Sequence[Any]) -> tf.Tensor:
+        """U[0, 1) float32 noise from the model's seed generator (different per replica)."""
+        return tf.random.stateless_uniform(shape, seed=_random_seed(self.seed_generator))
+
+    def noise(self, batch_size: tf.Tensor | int) -> tf.Tensor:
+        """The generator's latent input z ~ N(0, I) for a batch."""
+        return self.normal([batch_size, self.config.latent_dim])
+
+    # -- optimizers -------------------------------------------------------------------------
+    def make_optimizer(self, learning_rate: float, train_steps: int) -> keras.optimizers.Optimizer:
+        """One player's Adam (the families' papers all use Adam); override for schedules."""
+        del train_steps
+        c = self.config
+        return keras.optimizers.Adam(learning_rate, beta_1=c.beta_1, beta_2=c.beta_2)
+
+    def compile(
+        self,
+        *,
+        train_steps: int,
+        d_optimizer: keras.optimizers.Optimizer | None = None,
+        g_optimizer: keras.optimizers.Optimizer | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Sets up both players' optimizers with loss scaling and builds them.
+
+        Call inside the strategy's scope. Under a `mixed_float16` policy each optimizer is a
+        dynamic `LossScaleOptimizer`; otherwise a loss-scale wrapper with a constant scale of 1
+        (exact), so a non-finite step is skipped under every precision.
+
+        Args:
+          train_steps: total generator steps of the run (for learning-rate schedules).
+          d_optimizer, g_optimizer: optimizers to use instead of the family's defaults.
+          **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`, `steps_per_execution`).
+        """
+        super().compile(**kwargs)
+        c = self.config
+        d_optimizer = d_optimizer or self.make_optimizer(c.d_learning_rate, train_steps)
+        g_optimizer = g_optimizer or self.make_optimizer(c.g_learning_rate, train_steps)
+        mixed16 = keras.mixed_precision.dtype_policy().name == "mixed_float16"
+        scale = {} if mixed16 else _FLOAT32_SCALE
+        self.d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, **scale)
+        self.g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer, **scale)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    # -- shared steps -----------------------------------------------------------------------
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return list(self.trackers.values())
+
+    def apply_update(
+        self,
+        optimizer: keras.optimizers.Optimizer,
+        tape: tf.GradientTape,
+        loss: tf.Tensor,
+        variables: Sequence[tf.Variable],
+    ) -> None:
+        """Scales the loss, takes gradients and applies them (skipped when non-finite).
+
+        The tape is entered once more so that it records the scaling too.
+        """
+        with tape:
+            scaled = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply(grads, variables)
+
+    def discriminator_loss(
+        self,
+        real: Any,
+        fake: Any,
+        discriminate: Callable[[Any], tf.Tensor] | None = None,
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """Adversarial loss of D plus its penalties, averaged over the global batch.
+
+        Args:
+          real, fake: D's inputs for real and generated data (tensors, or structures that
+            `discriminate` understands, e.g. (image, condition)).
+          discriminate: maps an input to logits; defaults to `self.discriminate`.
+
+        Returns:
+          The loss and a dict of values to track.
+        """
+        discriminate = discriminate or (lambda x: self.discriminate(x, training=True))
+        real_logits = discriminate(real)
+        fake_logits = discriminate(fake)
+        loss = losses.global_batch_mean(self.loss_spec.discriminator(real_logits, fake_logits))
+        logs = {
+            "real_logit": tf.reduce_mean(tf.cast(real_logits, tf.float32)),
+            "fake_logit": tf.reduce_mean(tf.cast(fake_logits, tf.float32)),
+        }
+        if self.gp_weight > 0:
+            real_x = tf.nest.flatten(real)[0]
+            alpha = self.uniform([tf.shape(real_x)[0]])
+            penalty = losses.gradient_penalty(discriminate, real, fake, alpha)
+            penalty = losses.global_batch_mean(penalty)
+            loss += self.gp_weight * penalty
+            logs["gradient_penalty"] = replica_mean(penalty)
+        if self.config.r1_gamma > 0:
+            penalty = losses.global_batch_mean(losses.r1_penalty(discriminate, real))
+            loss += 0.5 * self.config.r1_gamma * penalty
+            logs["r1_penalty"] = replica_mean(penalty)
+        logs["d_loss"] = replica_mean(loss)
+        return loss, logs
+
+    def discriminator_update(self, real: Any, fake: Any) -> dict[str, tf.Tensor]:
+        """One discriminator step on a real and a generated batch (G receives no gradient)."""
+        fake = tf.nest.map_structure(tf.stop_gradient, fake)
+        variables = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, logs = self.discriminator_loss(real, fake)
+        self.apply_update(self.d_optimizer, tape, loss, variables)
+        return logs
+
+    def split_for_d_steps(self, data: Any) -> list[Any]:
+        """Splits a step's batch (d_steps fresh minibatches stacked) into d_steps parts."""
+        if self.d_steps == 1:
+            return [data]
+        parts = tf.nest.map_structure(lambda t: tf.split(t, self.d_steps), data)
+        return [tf.nest.map_structure(lambda p, i=i: p[i], parts) for i in range(self.d_steps)]
+
+    def finish_step(self, logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Updates the trackers with the finite values of a step and returns what `fit` logs.
+
+        A non-finite value is left out of its mean (its step's update was skipped by the
+        loss-scale optimizer); the extra key `finite` (1 or 0) tells callbacks about it.
+        """
+        finite = tf.constant(True)
+        for name, value in logs.items():
+            value = tf.cast(value, tf.float32)
+            ok = tf.reduce_all(tf.math.is_finite(value))
+            finite = tf.logical_and(finite, ok)
+            self.trackers[name].update_state(
+                tf.where(ok, value, 0.0), sample_weight=tf.cast(ok, tf.float32)
+            )
+        self.step.assign_add(1)
+        results = {m.name: m.result() for m in self.metrics}
+        results["finite"] = tf.cast(finite, tf.float32)
+        return results
+
+    def train_step(self, data: Any) -> dict[str, tf.Tensor]:
+        reals = self.split_for_d_steps(data)
+        batch_size = tf.shape(tf.nest.flatten(reals[0])[0])[0]
+        logs: dict[str, tf.Tensor] = {}
+        for real in reals[:-1]:
+            fake = self.generator(self.noise(batch_size), training=True)
+            self.discriminator_update(real, fake)
+        # 1. G forward once, recorded on G's tape; 2. D's update on that batch (G's tape is
+        # paused, D has its own); 3. G's loss through the updated D, on the same tape.
+        tape = tf.GradientTape()
+        with tape:
+            fake = self.generator(self.noise(batch_size), training=True)
+        logs.update(self.discriminator_update(reals[-1], fake))
+        with tape:
+            fake_logits = self.discriminate(fake, training=True)
+            g_loss = losses.global_batch_mean(self.loss_spec.generator(fake_logits))
+        self.apply_update(self.g_optimizer, tape, g_loss, self.generator.trainable_variables)
+        logs["g_loss"] = replica_mean(g_loss)
+        return self.finish_step(logs)
+
+    # -- sampling ---------------------------------------------------------------------------
+    def sample_inputs(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """Fixed generator inputs for sample grids and exports (numpy, repeatable by seed)."""
+        rng = np.random.default_rng(seed)
+        return {"z": rng.standard_normal((num, self.config.latent_dim)).astype("float32")}
+
+    def generate(self, inputs: dict[str, Any]) -> tf.Tensor:
+        """Generator output (inference mode, float32) for inputs like `sample_inputs` gives."""
+        return tf.cast(self.generator(inputs["z"], training=False), tf.float32)
+
+    def checkpoint_items(self) -> dict[str, Any]:
+        """Everything exact resume needs: weights, both optimizers, noise state, step."""
+        return {
+            "model": self,
+            "d_optimizer": self.d_optimizer,
+            "g_optimizer": self.g_optimizer,
+            "seed_generator": self.seed_generator.state,
+        }

@@ -1,0 +1,110 @@
+"""Pictures of samples: image grids, scatter plots of 2-D toys and histograms of 1-D ones."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Maps images in [-1, 1] to uint8 [0, 255]."""
+    return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
+    """Tiles a batch of images [N, H, W, C] in [-1, 1] into one uint8 picture [H', W', 3].
+
+    Args:
+      images: the batch; C is 1 or 3.
+      columns: images per row (default: a near-square grid).
+      padding: pixels of white between images.
+
+    Returns:
+      The grid as uint8 RGB.
+    """
+    images = to_uint8(images)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    n, h, w, _ = images.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    grid = np.full(
+        (rows * (h + padding) + padding, columns * (w + padding) + padding, 3), 255, np.uint8
+    )
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        top, left = padding + r * (h + padding), padding + c * (w + padding)
+        grid[top : top + h, left : left + w] = image
+    return grid
+
+
+def scatter_plot(
+    points: np.ndarray, size: int = 480, centres: np.ndarray | None = None
+) -> np.ndarray:
+    """Draws 2-D samples (blue) and optional mode centres (red) on a white canvas."""
+    points = np.asarray(points, np.float32)
+    extent = float(np.max(np.abs(points))) if points.size else 1.0
+    if centres is not None and len(centres):
+        extent = max(extent, float(np.max(np.abs(centres))))
+    extent = 1.15 * max(extent, 1e-3)
+    canvas = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(canvas)
+
+    def pixel(p: np.ndarray) -> tuple[float, float]:
+        return ((p[0] / extent + 1) * size / 2, (1 - p[1] / extent) * size / 2)
+
+    draw.line([(0, size / 2), (size, size / 2)], fill=(220, 220, 220))
+    draw.line([(size / 2, 0), (size / 2, size)], fill=(220, 220, 220))
+    for p in points:
+        x, y = pixel(p)
+        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=(31, 119, 180))
+    for p in centres if centres is not None else ():
+        x, y = pixel(p)
+        draw.line([(x - 5, y), (x + 5, y)], fill=(214, 39, 40), width=2)
+        draw.line([(x, y - 5), (x, y + 5)], fill=(214, 39, 40), width=2)
+    return np.asarray(canvas)
+
+
+def histogram_plot(values: np.ndarray, size: int = 480, bins: int = 60) -> np.ndarray:
+    """Draws a histogram of 1-D samples."""
+    values = np.asarray(values, np.float32).reshape(-1)
+    counts, _ = np.histogram(values, bins=bins)
+    canvas = Image.new("RGB", (size, size // 2), "white")
+    draw = ImageDraw.Draw(canvas)
+    width = size / bins
+    top = max(int(counts.max()), 1)
+    for i, count in enumerate(counts):
+        height = (size // 2 - 4) * count / top
+        draw.rectangle(
+            [i * width, size // 2 - height, (i + 1) * width - 1, size // 2], fill=(31, 119, 180)
+        )
+    return np.asarray(canvas)
+
+
+def render_samples(samples: np.ndarray, centres: np.ndarray | None = None) -> np.ndarray:
+    """The natural picture of a batch of samples: a grid, a scatter plot or a histogram."""
+    samples = np.asarray(samples)
+    if samples.ndim == 4:
+        return image_grid(samples)
+    if samples.ndim == 2 and samples.shape[1] == 2:
+        return scatter_plot(samples, centres=centres)
+    return histogram_plot(samples)
+
+
+def save_png(picture: np.ndarray, path: str) -> None:
+    """Writes a uint8 picture to `path` atomically (temporary file, then rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(picture).save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,334 @@
+"""The training driver: a run config in, a trained, checkpointed run directory out.
+
+`train_main.py` turns flags into a `RunConfig` and calls `run`; tests and notebooks call `run`
+directly. The layout of a run directory:
+
+    MODEL_DIR/config.json        family, family config and run options (enough to rebuild G)
+    MODEL_DIR/checkpoints/       ckpt-STEP.* (model, both optimizers, noise state, step)
+    MODEL_DIR/samples/           step_XXXXXXXX.png and latest.png
+    MODEL_DIR/metrics.jsonl      one JSON object per logging window
+    MODEL_DIR/tensorboard/       scalars and sample images
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from zoo import data as zoo_data
+from zoo import registry
+from zoo.core import callbacks as zoo_callbacks
+from zoo.core import distribute, losses
+from zoo.core.checkpoint import RunCheckpoint
+from zoo.core.config import apply_overrides, config_from_dict, config_to_dict
+from zoo.core.io import atomic_write_json, read_json
+from zoo.errors import UsageError
+
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Options of one training run (not of the model; those are the family's config).
+
+    Attributes:
+      model: family name (`zoo.registry.names()`).
+      dataset: dataset spec (`fashion_mnist`, `mnist`, `tfds:NAME[:split]`, `folder:PATH`,
+        `ring8`, `grid25`, `gaussian1d`).
+      data_dir: where to look for the dataset's files first.
+      classes: keep only these classes of a labelled dataset (names or indices).
+      model_dir: the run directory; running again with the same one resumes.
+      train_steps: total generator steps.
+      batch_size: global batch size (split over replicas).
+      strategy: `default`, `mirrored`, `multi_worker` or `tpu`.
+      num_virtual_devices: CPU devices for `mirrored` when there is no GPU.
+      tpu: TPU name or address for `tpu`.
+      mixed_precision: `float32`, `mixed_float16` or `mixed_bfloat16`.
+      jit_compile: compile the train step with XLA.
+      steps_per_execution: train steps per call into the compiled function.
+      seed: seed of the data order, weights and training noise.
+      deterministic: enable TensorFlow op determinism (bit-exact reruns on one device).
+      checkpoint_every, sample_every, log_every: periods in steps (0 = only at the end).
+      keep_checkpoints: how many checkpoints to keep.
+      max_nonfinite_steps: stop after this many steps in a row with a non-finite loss.
+      num_samples: samples in each picture.
+    """
+
+    model: str = "dcgan"
+    dataset: str = "fashion_mnist"
+    data_dir: str | None = None
+    classes: tuple[str, ...] = ()
+    model_dir: str = ""
+    train_steps: int = 1000
+    batch_size: int = 64
+    strategy: str = "default"
+    num_virtual_devices: int = 0
+    tpu: str = ""
+    mixed_precision: str = "float32"
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    seed: int = 0
+    deterministic: bool = False
+    checkpoint_every: int = 500
+    sample_every: int = 500
+    log_every: int = 100
+    keep_checkpoints: int = 3
+    max_nonfinite_steps: int = 20
+    num_samples: int = 64
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a run did: its final step and why it stopped."""
+
+    model_dir: str
+    step: int
+    resumed_from: int
+    status: str  # "completed", "terminated" (SIGTERM) or "diverged"
+    message: str = ""
+    model: Any = None
+
+
+class TrainingDivergedError(RuntimeError):
+    """Raised when the losses stay non-finite; the last good checkpoint is kept."""
+
+
+def _check_run_config(rc: RunConfig) -> None:
+    if not rc.model_dir:
+        raise UsageError("--model_dir is required")
+    for name in ("train_steps", "batch_size", "steps_per_execution", "keep_checkpoints"):
+        if getattr(rc, name) < 1:
+            raise UsageError(f"--{name} must be >= 1, got {getattr(rc, name)}")
+    for name in ("checkpoint_every", "sample_every", "log_every", "num_virtual_devices"):
+        if getattr(rc, name) < 0:
+            raise UsageError(f"--{name} must be >= 0, got {getattr(rc, name)}")
+    if rc.strategy not in distribute.STRATEGIES:
+        raise UsageError(
+            f"unknown strategy {rc.strategy!r}; known: {', '.join(distribute.STRATEGIES)}"
+        )
+    if rc.mixed_precision not in distribute.PRECISIONS:
+        raise UsageError(
+            f"unknown precision {rc.mixed_precision!r}; known: {', '.join(distribute.PRECISIONS)}"
+        )
+
+
+def load_run(model_dir: str) -> tuple[type, Any, dict[str, Any]]:
+    """Reads a run directory's config: (family class, family config, the whole JSON)."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise UsageError(f"{model_dir} is not a run directory (no {CONFIG_FILE})")
+    saved = read_json(path)
+    try:
+        family = registry.get(saved["model"])
+        config = config_from_dict(family.config_class, saved["model_config"])
+    except (KeyError, TypeError) as err:
+        raise UsageError(f"{path} is not a ganzoo run config: missing {err}") from err
+    return family, config, saved
+
+
+def resolve_config(rc: RunConfig, overrides: Sequence[str]) -> tuple[type, Any]:
+    """The family and its config: from `model_dir` when resuming, else defaults + overrides.
+
+    Raises:
+      UsageError: unknown family or field, or overrides that contradict the saved run.
+    """
+    family = registry.get(rc.model)
+    path = os.path.join(rc.model_dir, CONFIG_FILE)
+    if os.path.exists(path):
+        saved_family, saved_config, saved = load_run(rc.model_dir)
+        if saved_family is not family:
+            raise UsageError(
+                f"{rc.model_dir} holds a {saved['model']!r} run, not {rc.model!r}; "
+                "use another --model_dir"
+            )
+        config = apply_overrides(saved_config, overrides)
+        changed = [
+            f"{k}: {v} -> {getattr(config, k)}"
+            for k, v in config_to_dict(saved_config).items()
+            if config_to_dict(config)[k] != v
+        ]
+        if changed:
+            raise UsageError(
+                f"{rc.model_dir} was trained with another config ({'; '.join(changed)}); "
+                "use another --model_dir"
+            )
+        if saved.get("run", {}).get("dataset") not in (None, rc.dataset):
+            raise UsageError(
+                f"{rc.model_dir} was trained on {saved['run']['dataset']!r}, not {rc.dataset!r}"
+            )
+        return family, config
+    return family, apply_overrides(family.config_class(), overrides)
+
+
+def _adapt_to_data(family: type, config: Any, info: zoo_data.DatasetInfo) -> Any:
+    """Fills the config's data-dependent fields (vector size of toy data)."""
+    if info.kind == "vector":
+        if not getattr(family, "supports_vectors", False):
+            raise UsageError(
+                f"{family.family_name} needs an image dataset; {info.name} gives vectors"
+            )
+        if config.data_dim not in (0, info.shape[0]):
+            raise UsageError(f"data_dim={config.data_dim} but {info.name} has {info.shape[0]}")
+        return dataclasses.replace(config, data_dim=info.shape[0])
+    if getattr(config, "data_dim", 0):
+        raise UsageError(f"data_dim={config.data_dim} is for toy data; {info.name} holds images")
+    return config
+
+
+def build_model(family: type, config: Any, rc: RunConfig, strategy: tf.distribute.Strategy) -> Any:
+    """Builds and compiles a family's model inside the strategy's scope (optimizers built).
+
+    Raises:
+      UsageError: when the config cannot build a model.
+    """
+    with strategy.scope():
+        try:
+            model = family(config, seed=rc.seed)
+        except (ValueError, TypeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            raise UsageError(f"{family.family_name} config cannot build: {first}") from err
+        model.compile(
+            train_steps=rc.train_steps,
+            jit_compile=rc.jit_compile,
+            steps_per_execution=rc.steps_per_execution,
+        )
+    return model
+
+
+def run(
+    rc: RunConfig,
+    overrides: Sequence[str] = (),
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> RunResult:
+    """Trains (or resumes) one run.
+
+    Args:
+      rc: run options.
+      overrides: `key=value` overrides of the family's config.
+      extra_callbacks: more Keras callbacks (tests use them to kill a run).
+
+    Returns:
+      A `RunResult`.
+
+    Raises:
+      UsageError: bad input (the mains print it as one line and exit with code 2).
+      TrainingDivergedError: the losses stayed non-finite.
+    """
+    _check_run_config(rc)
+    strategy = distribute.build_strategy(
+        rc.strategy, num_virtual_devices=rc.num_virtual_devices, tpu=rc.tpu
+    )
+    distribute.set_precision(rc.mixed_precision)
+    keras.utils.set_random_seed(rc.seed)
+    if rc.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    chief = distribute.is_chief(strategy)
+
+    family, config = resolve_config(rc, overrides)
+    loss = losses.get_loss(config.loss)
+    d_steps = config.d_steps or loss.default_discriminator_steps
+    replicas = strategy.num_replicas_in_sync
+    if rc.batch_size % replicas:
+        raise UsageError(f"--batch_size={rc.batch_size} is not a multiple of {replicas} replicas")
+    pack = getattr(config, "pack", 1)
+    if pack > 1 and (rc.batch_size // replicas) % pack:
+        raise UsageError(
+            f"per-replica batch {rc.batch_size // replicas} is not a multiple of pack={pack}"
+        )
+
+    def dataset(start_step: int) -> tuple[tf.data.Dataset, zoo_data.DatasetInfo]:
+        return zoo_data.make_dataset(
+            rc.dataset,
+            batch_size=rc.batch_size * d_steps,
+            seed=rc.seed,
+            start_step=start_step,
+            data_dir=rc.data_dir,
+            image_size=config.image_size,
+            channels=config.channels,
+            classes=list(rc.classes) or None,
+        )
+
+    ds, info = dataset(0)
+    config = _adapt_to_data(family, config, info)
+    if info.skipped_files:
+        print(f"skipped {info.skipped_files} unreadable file(s) in {info.name}", file=sys.stderr)
+
+    model = build_model(family, config, rc, strategy)
+    checkpoint = RunCheckpoint(
+        os.path.join(rc.model_dir, "checkpoints"),
+        model.checkpoint_items(),
+        keep=rc.keep_checkpoints,
+        chief=chief,
+    )
+    start = checkpoint.restore_latest()
+    if start:
+        print(f"resuming {rc.model_dir} from step {start}", flush=True)
+    if chief:
+        atomic_write_json(
+            os.path.join(rc.model_dir, CONFIG_FILE),
+            {
+                "model": family.family_name,
+                "model_config": config_to_dict(config),
+                "run": config_to_dict(rc),
+                "data": {
+                    "name": info.name,
+                    "kind": info.kind,
+                    "shape": list(info.shape),
+                    "class_names": list(info.class_names or []),
+                },
+            },
+        )
+    if start >= rc.train_steps:
+        print(f"{rc.model_dir} already trained {start} steps (--train_steps={rc.train_steps})")
+        return RunResult(rc.model_dir, start, start, "completed", model=model)
+    if start:
+        ds, _ = dataset(start)
+
+    writer = (
+        tf.summary.create_file_writer(os.path.join(rc.model_dir, "tensorboard")) if chief else None
+    )
+    guard = zoo_callbacks.NonFiniteGuard(start, rc.max_nonfinite_steps)
+    saver = zoo_callbacks.CheckpointCallback(checkpoint, start, rc.checkpoint_every, guard)
+    callbacks: list[keras.callbacks.Callback] = [guard, saver]
+    if chief:
+        centres = None
+        if info.kind == "vector":
+            centres = zoo_data.toy_modes(rc.dataset)[0]
+        callbacks += [
+            zoo_callbacks.MetricsCallback(
+                os.path.join(rc.model_dir, "metrics.jsonl"),
+                writer,
+                start,
+                rc.log_every,
+                rc.train_steps,
+            ),
+            zoo_callbacks.SampleCallback(
+                os.path.join(rc.model_dir, "samples"),
+                writer,
+                start,
+                rc.sample_every,
+                rc.num_samples,
+                centres,
+            ),
+        ]
+    callbacks += list(extra_callbacks)
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+    model.fit(
+        ds,
+        epochs=1,
+        steps_per_epoch=rc.train_steps - start,
+        callbacks=callbacks,
+        verbose=1 if (chief and sys.stdout.isatty()) else 0,
+    )
+    step = checkpoint.step
+    if guard.message:
+        raise TrainingDivergedError(guard.message)
+    status = "terminated" if saver.terminated else "completed"
+    return RunResult(rc.model_dir, step, start, status, model=model)
