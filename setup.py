@@ -1,12 +1,14 @@
 """ganzoo: a TensorFlow/Keras model zoo of generative adversarial networks."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
     name="ganzoo",
     version="0.1.0",
-    description="GAN model zoo for TensorFlow 2 / Keras 3: train anywhere, serve and ship to phones",
-    long_description=open("README.md", encoding="utf-8").read(),
+    description="GAN model zoo for TensorFlow 2 / Keras 3: train anywhere, serve, ship to phones",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["zoo", "zoo.*", "export", "export.*"]),

@@ -243,6 +243,10 @@ def run(
             f"per-replica batch {rc.batch_size // replicas} is not a multiple of pack={pack}"
         )
 
+    toy = rc.dataset in zoo_data.TOY_NAMES
+    if toy and not getattr(family, "supports_vectors", False):
+        raise UsageError(f"{rc.model} needs an image dataset; {rc.dataset} gives vectors")
+
     def dataset(start_step: int) -> tuple[tf.data.Dataset, zoo_data.DatasetInfo]:
         return zoo_data.make_dataset(
             rc.dataset,
@@ -250,8 +254,8 @@ def run(
             seed=rc.seed,
             start_step=start_step,
             data_dir=rc.data_dir,
-            image_size=config.image_size,
-            channels=config.channels,
+            image_size=None if toy else config.image_size,
+            channels=None if toy else config.channels,
             classes=list(rc.classes) or None,
         )
 

@@ -3,10 +3,11 @@
 from zoo.data.classes import resolve_classes
 from zoo.data.dataset import DATASET_NAMES, DatasetInfo, load_arrays, make_dataset
 from zoo.data.idx import read_idx
-from zoo.data.toys import toy_modes
+from zoo.data.toys import TOY_NAMES, toy_modes
 
 __all__ = [
     "DATASET_NAMES",
+    "TOY_NAMES",
     "DatasetInfo",
     "load_arrays",
     "make_dataset",
