@@ -167,6 +167,12 @@ def resolve_config(rc: RunConfig, overrides: Sequence[str]) -> tuple[type, Any]:
     return family, apply_overrides(family.config_class(), overrides)
 
 
+def latest_step(model_dir: str) -> int:
+    """Step of the newest checkpoint in a run directory (0 when there is none)."""
+    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    return int(path.rsplit("-", 1)[-1]) if path else 0
+
+
 def _adapt_to_data(family: type, config: Any, info: zoo_data.DatasetInfo) -> Any:
     """Fills the config's data-dependent fields (vector size of toy data)."""
     if info.kind == "vector":
