@@ -68,7 +68,11 @@ class NonFiniteGuard(StepCallback):
 
 
 class CheckpointCallback(StepCallback):
-    """Saves every `every` steps, at the end, and on SIGTERM (then stops the run)."""
+    """Saves every `every` steps, at the end, and on SIGTERM (then stops the run).
+
+    Never saves right after a non-finite step: the last checkpoint stays a good one. Must come
+    after the `NonFiniteGuard` in the callback list.
+    """
 
     def __init__(
         self, checkpoint: RunCheckpoint, initial_step: int, every: int, guard: NonFiniteGuard
@@ -78,6 +82,7 @@ class CheckpointCallback(StepCallback):
         self.every = every
         self.guard = guard
         self.terminated = False
+        self.pending = False
         self._previous_handler: Any = None
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
@@ -91,7 +96,12 @@ class CheckpointCallback(StepCallback):
             self._previous_handler = None
 
     def _save(self) -> None:
-        if self.guard.message is None and self.checkpoint.latest_step != self.global_step:
+        """Saves unless the last step was non-finite; then the save waits for a finite one."""
+        if self.guard.bad_steps or self.guard.message is not None:
+            self.pending = True
+            return
+        self.pending = False
+        if self.checkpoint.latest_step != self.global_step:
             path = self.checkpoint.save()
             logging.info("saved checkpoint %s", path)
 
@@ -99,7 +109,7 @@ class CheckpointCallback(StepCallback):
         if self.terminated:
             self._save()
             self.model.stop_training = True
-        elif self.crossed(previous, step, self.every):
+        elif self.pending or self.crossed(previous, step, self.every):
             self._save()
 
     def on_train_end(self, logs: dict | None = None) -> None:

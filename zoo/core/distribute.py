@@ -15,6 +15,24 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
+class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """`MultiWorkerMirroredStrategy` whose `reduce` also takes scalars with `axis=0`.
+
+    In multi-worker mode Keras 3's `fit` reduces every value `train_step` returns with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails for scalar metrics ("Invalid
+    reduction dimension 0 for input with 0 dimensions", tensorflow/tensorflow#72388). A
+    scalar has no batch axis, so it is reduced over the replicas only.
+    """
+
+    def reduce(self, reduce_op, value, axis):  # noqa: D102
+        if axis is not None and all(
+            getattr(v, "shape", None) is not None and v.shape.rank == 0
+            for v in self.experimental_local_results(value)
+        ):
+            axis = None
+        return super().reduce(reduce_op, value, axis)
+
+
 def configure_virtual_devices(num_devices: int) -> None:
     """Splits the CPU into `num_devices` logical devices (for mirrored runs without GPUs).
 
@@ -65,7 +83,7 @@ def build_strategy(
         except (ValueError, KeyError) as err:
             raise UsageError(f"TF_CONFIG is not valid cluster JSON: {err}") from err
         logging.info("multi-worker cluster: %s", cluster)
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _MultiWorkerMirroredStrategy()
     if name == "tpu":
         if not tpu and not os.path.exists("/dev/accel0") and not os.environ.get("TPU_NAME"):
             raise UsageError("--strategy=tpu: no TPU reachable (no --tpu address, no local TPU)")

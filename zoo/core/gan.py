@@ -235,8 +235,11 @@ class GAN(keras.Model):
         """Splits a step's batch (d_steps fresh minibatches stacked) into d_steps parts."""
         if self.d_steps == 1:
             return [data]
-        parts = tf.nest.map_structure(lambda t: tf.split(t, self.d_steps), data)
-        return [tf.nest.map_structure(lambda p, i=i: p[i], parts) for i in range(self.d_steps)]
+        leaves = [tf.split(leaf, self.d_steps) for leaf in tf.nest.flatten(data)]
+        return [
+            tf.nest.pack_sequence_as(data, [parts[i] for parts in leaves])
+            for i in range(self.d_steps)
+        ]
 
     def finish_step(self, logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Updates the trackers with the finite values of a step and returns what `fit` logs.
@@ -258,7 +261,8 @@ class GAN(keras.Model):
         return results
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
-        reals = self.split_for_d_steps(data)
+        real, _, _ = keras.utils.unpack_x_y_sample_weight(data)  # labels are unused here
+        reals = self.split_for_d_steps(real)
         batch_size = tf.shape(tf.nest.flatten(reals[0])[0])[0]
         logs: dict[str, tf.Tensor] = {}
         for real in reals[:-1]:

@@ -1,0 +1,154 @@
+"""The shared GAN base: non-finite steps, discriminator steps, penalties, noise, divergence."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.families import run_python
+from zoo import registry, train
+from zoo.core import distribute
+from zoo.core.config import apply_overrides
+
+
+@pytest.fixture(autouse=True)
+def _float32():
+    distribute.set_precision("float32")
+    yield
+    distribute.set_precision("float32")
+
+
+def _toy_gan(*overrides, data_dim=2):
+    family = registry.get("gan")
+    config = apply_overrides(
+        family.config_class(),
+        [f"data_dim={data_dim}", "generator_units=8", "discriminator_units=8", *overrides],
+    )
+    model = family(config, seed=1)
+    model.compile(train_steps=10)
+    return model
+
+
+def _weights(network):
+    return [np.array(v) for v in network.weights]
+
+
+def test_non_finite_step_is_skipped_and_reported():
+    model = _toy_gan()
+    good = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
+    bad = good.copy()
+    bad[3, 1] = np.nan
+    d_before, g_before = _weights(model.discriminator), _weights(model.generator)
+    logs = model.train_on_batch(bad, return_dict=True)
+    assert logs["finite"] == 0.0
+    # D's loss saw the NaN: its update is skipped. G's loss never touches real data.
+    for a, b in zip(d_before, _weights(model.discriminator)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(g_before, _weights(model.generator)))
+    assert float(model.d_optimizer.dynamic_scale.numpy()) == 0.5  # the skip was counted
+    assert int(model.step.numpy()) == 1
+    assert model.trackers["d_loss"].count.numpy() == 0  # the NaN did not enter the mean
+    assert model.trackers["g_loss"].count.numpy() == 1
+    logs = model.train_on_batch(good, return_dict=True)
+    assert logs["finite"] == 1.0 and np.isfinite(logs["d_loss"]) and np.isfinite(logs["g_loss"])
+    assert any(not np.array_equal(a, b) for a, b in zip(d_before, _weights(model.discriminator)))
+
+
+def test_d_steps_take_fresh_minibatches():
+    model = _toy_gan("d_steps=3")
+    assert model.d_steps == 3
+    batch = np.random.default_rng(0).normal(size=(3 * 4, 2)).astype("float32")
+    model.train_on_batch(batch, return_dict=True)
+    assert int(model.d_optimizer.inner_optimizer.iterations.numpy()) == 3
+    assert int(model.g_optimizer.inner_optimizer.iterations.numpy()) == 1
+    parts = model.split_for_d_steps(tf.constant(batch))
+    np.testing.assert_array_equal(np.concatenate([p.numpy() for p in parts]), batch)
+
+
+def test_wgan_gp_defaults_to_five_critic_steps_and_tracks_the_penalty():
+    model = _toy_gan("loss=wgan_gp")
+    assert model.d_steps == 5 and model.gp_weight == 10.0
+    batch = np.random.default_rng(0).normal(size=(5 * 4, 2)).astype("float32")
+    logs = model.train_on_batch(batch, return_dict=True)
+    assert logs["gradient_penalty"] > 0 and np.isfinite(logs["gradient_penalty"])
+    assert int(model.d_optimizer.inner_optimizer.iterations.numpy()) == 5
+
+
+def test_r1_penalty_is_tracked_when_enabled():
+    model = _toy_gan("r1_gamma=10")
+    logs = model.train_on_batch(np.ones((8, 2), "float32"), return_dict=True)
+    assert "r1_penalty" in logs and logs["r1_penalty"] >= 0
+
+
+def test_pacgan_packs_samples_for_the_discriminator():
+    model = _toy_gan("pack=4")
+    assert model.discriminator.input_shape == (None, 8)
+    logits = model.discriminate(tf.zeros((8, 2)), training=False)
+    assert logits.shape == (2, 1)
+    logs = model.train_on_batch(np.ones((8, 2), "float32"), return_dict=True)
+    assert np.isfinite(logs["d_loss"])
+
+
+def test_noise_is_repeatable_by_seed_and_advances():
+    a, b = _toy_gan(), _toy_gan()
+    z1, z2 = a.noise(4).numpy(), a.noise(4).numpy()
+    np.testing.assert_array_equal(z1, b.noise(4).numpy())
+    assert not np.allclose(z1, z2)
+    assert z1.dtype == np.float32 and z1.shape == (4, 100)
+
+
+def test_noise_differs_between_replicas():
+    code = """
+from zoo.core import distribute
+strategy = distribute.build_strategy("mirrored", num_virtual_devices=2)
+from zoo import registry
+from zoo.core.config import apply_overrides
+family = registry.get("gan")
+with strategy.scope():
+    model = family(apply_overrides(family.config_class(), ["data_dim=2"]), seed=0)
+values = strategy.experimental_local_results(strategy.run(lambda: model.noise(3)))
+print(len(values), float(abs(values[0] - values[1]).numpy().max()))
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    replicas, difference = result.stdout.split()
+    assert replicas == "2" and float(difference) > 0.1
+
+
+def test_mixed_float16_wraps_optimizers_in_dynamic_loss_scaling():
+    distribute.set_precision("mixed_float16")
+    model = _toy_gan()
+    assert isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert float(model.d_optimizer.dynamic_scale.numpy()) > 1.0
+    assert model.generator.output.dtype == "float32"
+    assert model.discriminator.output.dtype == "float32"
+    distribute.set_precision("float32")
+    assert float(_toy_gan().g_optimizer.dynamic_scale.numpy()) == 1.0
+
+
+class _Poison(keras.callbacks.Callback):
+    """Turns the discriminator's weights into NaN after step 2."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 1:
+            for v in self.model.discriminator.trainable_variables:
+                v.assign(tf.fill(v.shape, np.nan))
+
+
+def test_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    rc = train.RunConfig(
+        model="gan", dataset="ring8", model_dir=str(tmp_path), train_steps=50, batch_size=8,
+        checkpoint_every=2, sample_every=0, log_every=0, max_nonfinite_steps=3,
+    )
+    with pytest.raises(train.TrainingDivergedError, match="3 steps in a row"):
+        train.run(rc, ["generator_units=8", "discriminator_units=8"], extra_callbacks=[_Poison()])
+    assert train.latest_step(str(tmp_path)) == 2
+    reader = tf.train.load_checkpoint(os.path.join(tmp_path, "checkpoints", "ckpt-2"))
+    for name in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(name)
+        if np.issubdtype(np.asarray(value).dtype, np.floating):
+            assert np.all(np.isfinite(value)), name
