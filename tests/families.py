@@ -50,6 +50,10 @@ def run_python(
     """Runs a Python snippet in a fresh interpreter (its own TensorFlow devices and policy)."""
     full_env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=full_env, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -80,8 +79,13 @@ def test_saved_config_rebuilds_the_generator(tmp_path):
     for family in sorted(TINY):
         run_dir = model_dir / family
         result = run_main(
-            [*tiny_flags(family), f"--model_dir={run_dir}", "--train_steps=3",
-             "--batch_size=8", "--mixed_precision=mixed_float16"]
+            [
+                *tiny_flags(family),
+                f"--model_dir={run_dir}",
+                "--train_steps=3",
+                "--batch_size=8",
+                "--mixed_precision=mixed_float16",
+            ]
         )
         assert result.returncode == 0, result.stderr[-3000:]
     code = f"""
@@ -103,7 +107,7 @@ for family in {sorted(TINY)!r}:
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-3000:]
     for line in result.stdout.strip().splitlines():
-        family, step, max_diff, frac = line.split()
+        family, step, _max_diff, frac = line.split()
         assert step == "3", line
         # Trained in mixed_float16, rebuilt in float32: pixels agree up to float16 rounding.
         assert float(frac) < 0.01, line

@@ -20,8 +20,13 @@ def test_overrides_are_typed():
     cls = registry.get("gan").config_class
     config = apply_overrides(
         cls(),
-        ["latent_dim=7", "d_learning_rate=1e-3", "spectral_norm=true", "generator_units=4,5",
-         "loss = hinge"],
+        [
+            "latent_dim=7",
+            "d_learning_rate=1e-3",
+            "spectral_norm=true",
+            "generator_units=4,5",
+            "loss = hinge",
+        ],
     )
     assert config.latent_dim == 7 and isinstance(config.latent_dim, int)
     assert config.d_learning_rate == 1e-3

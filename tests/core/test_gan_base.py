@@ -46,16 +46,21 @@ def test_non_finite_step_is_skipped_and_reported():
     logs = model.train_on_batch(bad, return_dict=True)
     assert logs["finite"] == 0.0
     # D's loss saw the NaN: its update is skipped. G's loss never touches real data.
-    for a, b in zip(d_before, _weights(model.discriminator)):
+    for a, b in zip(d_before, _weights(model.discriminator), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert any(not np.array_equal(a, b) for a, b in zip(g_before, _weights(model.generator)))
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(g_before, _weights(model.generator), strict=True)
+    )
     assert float(model.d_optimizer.dynamic_scale.numpy()) == 0.5  # the skip was counted
     assert int(model.step.numpy()) == 1
     assert model.trackers["d_loss"].count.numpy() == 0  # the NaN did not enter the mean
     assert model.trackers["g_loss"].count.numpy() == 1
     logs = model.train_on_batch(good, return_dict=True)
     assert logs["finite"] == 1.0 and np.isfinite(logs["d_loss"]) and np.isfinite(logs["g_loss"])
-    assert any(not np.array_equal(a, b) for a, b in zip(d_before, _weights(model.discriminator)))
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(d_before, _weights(model.discriminator), strict=True)
+    )
 
 
 def test_d_steps_take_fresh_minibatches():
@@ -141,8 +146,15 @@ class _Poison(keras.callbacks.Callback):
 
 def test_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
     rc = train.RunConfig(
-        model="gan", dataset="ring8", model_dir=str(tmp_path), train_steps=50, batch_size=8,
-        checkpoint_every=2, sample_every=0, log_every=0, max_nonfinite_steps=3,
+        model="gan",
+        dataset="ring8",
+        model_dir=str(tmp_path),
+        train_steps=50,
+        batch_size=8,
+        checkpoint_every=2,
+        sample_every=0,
+        log_every=0,
+        max_nonfinite_steps=3,
     )
     with pytest.raises(train.TrainingDivergedError, match="3 steps in a row"):
         train.run(rc, ["generator_units=8", "discriminator_units=8"], extra_callbacks=[_Poison()])

@@ -7,8 +7,9 @@ from zoo.errors import UsageError
 
 
 def batches(dataset, n):
-    return [tuple(t.numpy() for t in b) if isinstance(b, tuple) else b.numpy()
-            for b in dataset.take(n)]
+    return [
+        tuple(t.numpy() for t in b) if isinstance(b, tuple) else b.numpy() for b in dataset.take(n)
+    ]
 
 
 def tiny(data_dir, **kwargs):
@@ -24,8 +25,9 @@ def test_values_dtype_shape(tiny_idx_dir, no_system_data):
     x = next(iter(dataset)).numpy()
     assert x.shape == (7, 6, 6, 1) and x.dtype == np.float32
     ids = ids_of(x)
-    np.testing.assert_allclose(x, np.broadcast_to((ids / 127.5 - 1)[:, None, None, None],
-                                                  x.shape), atol=1e-6)
+    np.testing.assert_allclose(
+        x, np.broadcast_to((ids / 127.5 - 1)[:, None, None, None], x.shape), atol=1e-6
+    )
 
 
 def test_full_range_maps_to_minus_one_one(tmp_path, no_system_data):
@@ -39,8 +41,10 @@ def test_full_range_maps_to_minus_one_one(tmp_path, no_system_data):
     assert sorted(x[:, 0, 0, 0].tolist()) == [-1.0, 1.0]
 
 
-@pytest.mark.parametrize(("size", "channels", "shape"),
-                         [(8, None, (8, 8, 1)), (16, 3, (16, 16, 3)), (None, 3, (6, 6, 3))])
+@pytest.mark.parametrize(
+    ("size", "channels", "shape"),
+    [(8, None, (8, 8, 1)), (16, 3, (16, 16, 3)), (None, 3, (6, 6, 3))],
+)
 def test_resize_and_channels(tiny_idx_dir, no_system_data, size, channels, shape):
     dataset, info = tiny(tiny_idx_dir, image_size=size, channels=channels)
     x = next(iter(dataset)).numpy()
@@ -83,7 +87,7 @@ def test_resume_far_ahead_is_cheap(tiny_idx_dir, no_system_data):
     same_epoch, _ = tiny(tiny_idx_dir, start_step=epoch * NUM_TINY // 5, batch_size=5, seed=2)
     stream = np.concatenate([ids_of(b) for b in batches(same_epoch, 10)])
     assert sorted(stream.tolist()) == list(range(NUM_TINY))
-    np.testing.assert_array_equal(stream[offset:offset + 5], ids)
+    np.testing.assert_array_equal(stream[offset : offset + 5], ids)
 
 
 def test_seed_controls_the_stream(tiny_idx_dir, no_system_data):
@@ -102,8 +106,7 @@ def test_labels_follow_images(tiny_idx_dir, no_system_data):
 
 
 def test_class_filter_keeps_original_indices(tiny_idx_dir, no_system_data):
-    dataset, info = tiny(tiny_idx_dir, classes=["Ankle Boot", 1], with_labels=True,
-                         batch_size=10)
+    dataset, info = tiny(tiny_idx_dir, classes=["Ankle Boot", 1], with_labels=True, batch_size=10)
     assert info.num_examples == 10 and len(info.class_names) == 10
     ids = []
     for x, labels in batches(dataset, 3):
@@ -125,12 +128,15 @@ def test_unknown_spec_lists_known_names():
     assert "fashion_mnist" in DATASET_NAMES and "grid25" in DATASET_NAMES
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    (dict(batch_size=0), "batch_size"),
-    (dict(batch_size=2, start_step=-1), "start_step"),
-    (dict(batch_size=2, channels=2), "channels must be 1 or 3"),
-    (dict(batch_size=2, image_size=0), "image_size"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size=2, start_step=-1), "start_step"),
+        (dict(batch_size=2, channels=2), "channels must be 1 or 3"),
+        (dict(batch_size=2, image_size=0), "image_size"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     with pytest.raises(UsageError, match=message):
         make_dataset("ring8", **kwargs)
@@ -145,14 +151,22 @@ def test_load_arrays_rejects_streamed_sources():
 
 @pytest.mark.skipif(not has_real_fashion, reason="dataset-fashion-mnist not installed")
 def test_real_fashion_mnist_stream():
-    dataset, info = make_dataset("fashion_mnist", batch_size=32, image_size=16, channels=3,
-                                 with_labels=True, seed=4)
+    dataset, info = make_dataset(
+        "fashion_mnist", batch_size=32, image_size=16, channels=3, with_labels=True, seed=4
+    )
     assert info.num_examples == 60000 and info.shape == (16, 16, 3)
     x, labels = next(iter(dataset))
     assert x.shape == (32, 16, 16, 3) and x.dtype.name == "float32"
     assert -1.0 <= float(np.min(x)) < -0.9 and 0.0 < float(np.max(x)) <= 1.0
     assert int(np.min(labels)) >= 0 and int(np.max(labels)) <= 9
-    resumed, _ = make_dataset("fashion_mnist", batch_size=32, image_size=16, channels=3,
-                              with_labels=True, seed=4, start_step=1880)  # Into epoch 2.
+    resumed, _ = make_dataset(
+        "fashion_mnist",
+        batch_size=32,
+        image_size=16,
+        channels=3,
+        with_labels=True,
+        seed=4,
+        start_step=1880,
+    )  # Into epoch 2.
     second_epoch = batches(dataset.skip(1880), 1)[0]
     np.testing.assert_array_equal(batches(resumed, 1)[0][0], second_epoch[0])

@@ -38,8 +38,9 @@ def class_folder(tmp_path):
 
 def test_corrupt_files_are_skipped_and_counted(class_folder, caplog):
     with caplog.at_level(logging.WARNING):
-        dataset, info = make_dataset(f"folder:{class_folder}", batch_size=5, image_size=8,
-                                     with_labels=True)
+        dataset, info = make_dataset(
+            f"folder:{class_folder}", batch_size=5, image_size=8, with_labels=True
+        )
     assert info.skipped_files == 2
     assert any("Skipped 2 unreadable" in r.getMessage() for r in caplog.records)
     assert info.num_examples == 5
@@ -69,15 +70,15 @@ def test_load_arrays_native_size_and_channels(class_folder):
 
 
 def test_grayscale_output_and_16px(class_folder):
-    dataset, info = make_dataset(f"folder:{class_folder}", batch_size=2, image_size=16,
-                                 channels=1)
+    dataset, info = make_dataset(f"folder:{class_folder}", batch_size=2, image_size=16, channels=1)
     x = next(iter(dataset))
     assert info.shape == (16, 16, 1) and x.shape == (2, 16, 16, 1)
 
 
 def test_class_filter(class_folder):
-    dataset, info = make_dataset(f"folder:{class_folder}", batch_size=4, image_size=8,
-                                 classes=["DOGS"], with_labels=True)
+    dataset, info = make_dataset(
+        f"folder:{class_folder}", batch_size=4, image_size=8, classes=["DOGS"], with_labels=True
+    )
     assert info.num_examples == 2
     _, labels = next(iter(dataset))
     assert set(labels.numpy().tolist()) == {1}

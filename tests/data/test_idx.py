@@ -79,8 +79,9 @@ def test_tiny_data_dir(tiny_idx_dir, no_system_data):
 
 
 def test_class_filter_keeps_original_indices(tiny_idx_dir, no_system_data):
-    images, labels, _ = load_arrays("fashion_mnist", data_dir=tiny_idx_dir,
-                                    classes=["ankle_boot", "trouser"])
+    images, labels, _ = load_arrays(
+        "fashion_mnist", data_dir=tiny_idx_dir, classes=["ankle_boot", "trouser"]
+    )
     assert sorted(set(labels.tolist())) == [1, 9]
     assert len(images) == 10
     np.testing.assert_array_equal(images[:, 0, 0, 0] % 10, labels)
@@ -122,8 +123,9 @@ def test_keras_cache_mnist_npz(no_system_data):
     cache = no_system_data / ".keras" / "datasets"
     cache.mkdir(parents=True)
     images, labels = tiny_arrays()
-    np.savez(cache / "mnist.npz", x_train=images, y_train=labels, x_test=images[:5],
-             y_test=labels[:5])
+    np.savez(
+        cache / "mnist.npz", x_train=images, y_train=labels, x_test=images[:5], y_test=labels[:5]
+    )
     test_images, test_labels, names = load_arrays("mnist", split="test")
     assert test_images.shape == (5, 6, 6, 1) and test_labels.dtype == np.int32
     assert names == tuple("0123456789")

@@ -16,17 +16,21 @@ def mock_mnist():
 
 
 def take(dataset, n):
-    return [tuple(t.numpy() for t in b) if isinstance(b, tuple) else b.numpy()
-            for b in dataset.take(n)]
+    return [
+        tuple(t.numpy() for t in b) if isinstance(b, tuple) else b.numpy() for b in dataset.take(n)
+    ]
 
 
-@pytest.mark.parametrize(("rest", "want"), [
-    ("mnist", ("mnist", "train")),
-    ("mnist:test", ("mnist", "test")),
-    ("mnist:3.0.1", ("mnist:3.0.1", "train")),
-    ("mnist:3.*.*:test[:10%]", ("mnist:3.*.*", "test[:10%]")),
-    ("celeb_a/align", ("celeb_a/align", "train")),
-])
+@pytest.mark.parametrize(
+    ("rest", "want"),
+    [
+        ("mnist", ("mnist", "train")),
+        ("mnist:test", ("mnist", "test")),
+        ("mnist:3.0.1", ("mnist:3.0.1", "train")),
+        ("mnist:3.*.*:test[:10%]", ("mnist:3.*.*", "test[:10%]")),
+        ("celeb_a/align", ("celeb_a/align", "train")),
+    ],
+)
 def test_parse_tfds_spec(rest, want):
     assert parse_tfds_spec(rest, "train") == want
 
@@ -70,8 +74,7 @@ def test_mock_seed_controls_order(mock_mnist):
 
 def test_mock_class_filter(mock_mnist, monkeypatch):
     monkeypatch.setattr(tfds_source, "SHUFFLE_BUFFER", 16)  # Size unknown after filtering.
-    dataset, info = make_dataset("tfds:mnist", batch_size=4, classes=["3", 7],
-                                 with_labels=True)
+    dataset, info = make_dataset("tfds:mnist", batch_size=4, classes=["3", 7], with_labels=True)
     assert info.num_examples is None
     for _, labels in take(dataset, 3):
         assert set(labels.tolist()) <= {3, 7}

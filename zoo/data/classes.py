@@ -13,9 +13,7 @@ def _normalize(name: str) -> str:
     return " ".join(name.strip().lower().replace("_", " ").replace("-", " ").split())
 
 
-def resolve_classes(
-    classes: Sequence[str | int], class_names: Sequence[str] | None
-) -> list[int]:
+def resolve_classes(classes: Sequence[str | int], class_names: Sequence[str] | None) -> list[int]:
     """Turns class names or indices into indices into `class_names`.
 
     Names match case-insensitively, and `_`, `-` and spaces are interchangeable, so
@@ -53,13 +51,9 @@ def resolve_classes(
         elif isinstance(c, str) and c.strip().isdigit():
             index = int(c.strip())
         else:
-            raise UsageError(
-                f"unknown class {c!r}; valid names: {valid} (or indices 0..{num - 1})"
-            )
+            raise UsageError(f"unknown class {c!r}; valid names: {valid} (or indices 0..{num - 1})")
         if not 0 <= index < num:
-            raise UsageError(
-                f"class index {index} out of range 0..{num - 1}; valid names: {valid}"
-            )
+            raise UsageError(f"class index {index} out of range 0..{num - 1}; valid names: {valid}")
         if index not in out:
             out.append(index)
     return out

@@ -77,9 +77,7 @@ def _parse_spec(spec: str) -> tuple[str, str]:
         return "idx", name
     if name in toys.TOY_NAMES:
         return "toy", name
-    raise UsageError(
-        f"unknown dataset {spec!r}; known: {', '.join(DATASET_NAMES + SPEC_FORMS)}"
-    )
+    raise UsageError(f"unknown dataset {spec!r}; known: {', '.join(DATASET_NAMES + SPEC_FORMS)}")
 
 
 def _load_in_memory(
@@ -99,11 +97,11 @@ def _load_in_memory(
             images, labels = images[keep], labels[keep]
         return _InMemory(arg, images, labels, class_names, 0)
     if kind == "folder":
-        loaded = folders.load_folder(arg, image_size=image_size, channels=channels,
-                                     classes=classes)
+        loaded = folders.load_folder(arg, image_size=image_size, channels=channels, classes=classes)
         name = "folder:" + os.path.abspath(os.path.expanduser(arg))
-        return _InMemory(name, loaded.images, loaded.labels, loaded.class_names,
-                         loaded.skipped_files)
+        return _InMemory(
+            name, loaded.images, loaded.labels, loaded.class_names, loaded.skipped_files
+        )
     raise UsageError(
         f"load_arrays reads in-memory sources ({', '.join(IDX_NAMES)}, folder:PATH), "
         f"not {kind} datasets"
@@ -138,8 +136,15 @@ def load_arrays(
       UsageError: Unknown spec, a streamed or toy source, missing data, unknown class.
     """
     kind, arg = _parse_spec(spec)
-    source = _load_in_memory(kind, arg, split=split, data_dir=data_dir, classes=classes,
-                             image_size=image_size, channels=channels)
+    source = _load_in_memory(
+        kind,
+        arg,
+        split=split,
+        data_dir=data_dir,
+        classes=classes,
+        image_size=image_size,
+        channels=channels,
+    )
     return source.images, source.labels, source.class_names
 
 
@@ -243,9 +248,7 @@ def _check_args(
         raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(start_step, (int, np.integer)) or start_step < 0:
         raise UsageError(f"start_step must be a non-negative integer, got {start_step!r}")
-    if image_size is not None and (
-        not isinstance(image_size, (int, np.integer)) or image_size < 1
-    ):
+    if image_size is not None and (not isinstance(image_size, (int, np.integer)) or image_size < 1):
         raise UsageError(f"image_size must be a positive integer, got {image_size!r}")
     if channels not in (None, 1, 3):
         raise UsageError(f"channels must be 1 or 3, got {channels!r}")
@@ -301,8 +304,9 @@ def make_dataset(
     _check_args(batch_size, start_step, image_size, channels)
     batch_size, start_step = int(batch_size), int(start_step)
     kind, arg = _parse_spec(spec)
-    stream_args = dict(batch_size=batch_size, seed=seed, start_step=start_step,
-                       with_labels=with_labels)
+    stream_args = dict(
+        batch_size=batch_size, seed=seed, start_step=start_step, with_labels=with_labels
+    )
     if kind == "toy":
         if image_size is not None or channels is not None:
             logging.warning("%s is a vector dataset: image_size and channels are ignored", arg)
@@ -320,21 +324,33 @@ def make_dataset(
         if None in shape:
             raise UsageError(f"tfds:{name} images vary in size; pass image_size")
         dataset = _tfds_stream(source, image_size=image_size, channels=channels, **stream_args)
-        info = DatasetInfo(f"tfds:{name}", "image", shape, source.num_examples,
-                           source.class_names)
+        info = DatasetInfo(f"tfds:{name}", "image", shape, source.num_examples, source.class_names)
     else:
-        source = _load_in_memory(kind, arg, split=split, data_dir=data_dir, classes=classes,
-                                 image_size=image_size, channels=channels)
+        source = _load_in_memory(
+            kind,
+            arg,
+            split=split,
+            data_dir=data_dir,
+            classes=classes,
+            image_size=image_size,
+            channels=channels,
+        )
         if len(source.images) == 0:
             raise UsageError(f"{source.name} has no examples of classes {list(classes or [])}")
         if with_labels and source.labels is None:
-            raise UsageError(f"{source.name} has no labels (no class sub-folders); "
-                             "drop with_labels")
-        dataset = _in_memory_stream(source, image_size=image_size, channels=channels,
-                                    **stream_args)
+            raise UsageError(
+                f"{source.name} has no labels (no class sub-folders); drop with_labels"
+            )
+        dataset = _in_memory_stream(source, image_size=image_size, channels=channels, **stream_args)
         shape = _output_shape(source.images.shape[1:], image_size, channels)
-        info = DatasetInfo(source.name, "image", shape, len(source.images),
-                           source.class_names, source.skipped_files)
+        info = DatasetInfo(
+            source.name,
+            "image",
+            shape,
+            len(source.images),
+            source.class_names,
+            source.skipped_files,
+        )
     options = tf.data.Options()
     options.deterministic = True
     dataset = dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

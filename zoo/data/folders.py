@@ -103,21 +103,24 @@ def load_folder(
     if not os.path.isdir(root):
         raise UsageError(f"folder {root} does not exist")
     subdirs = sorted(
-        d for d in os.listdir(root) if not d.startswith(".") and os.path.isdir(
-            os.path.join(root, d))
+        d
+        for d in os.listdir(root)
+        if not d.startswith(".") and os.path.isdir(os.path.join(root, d))
     )
     per_class = [(d, _image_files(os.path.join(root, d))) for d in subdirs]
     per_class = [(d, files) for d, files in per_class if files]
     if per_class:
         class_names: tuple[str, ...] | None = tuple(d for d, _ in per_class)
         top_level = [
-            f for f in os.listdir(root)
+            f
+            for f in os.listdir(root)
             if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(root, f))
         ]
         if top_level:
             logging.warning(
                 "Ignoring %d images directly in %s: its sub-folders are the classes",
-                len(top_level), root,
+                len(top_level),
+                root,
             )
         keep = range(len(per_class))
         if classes is not None:
@@ -146,8 +149,7 @@ def load_folder(
     good = [i for i, a in enumerate(decoded) if a is not None]
     skipped = len(files) - len(good)
     if skipped:
-        logging.warning("Skipped %d unreadable image files of %d in %s", skipped, len(files),
-                        root)
+        logging.warning("Skipped %d unreadable image files of %d in %s", skipped, len(files), root)
     if not good:
         raise UsageError(f"none of the {len(files)} image files in {root} could be decoded")
     shapes = {decoded[i].shape for i in good}

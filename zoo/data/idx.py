@@ -124,8 +124,14 @@ def _idx_pair(directory: str, split: str) -> tuple[str, str] | None:
     for kind, nd in (("images", 3), ("labels", 1)):
         names = [f"{prefix}-{kind}-idx{nd}-ubyte{ext}" for ext in (".gz", "")]
         names += [f"{prefix}-{kind}.idx{nd}-ubyte{ext}" for ext in (".gz", "")]
-        hit = next((os.path.join(directory, n) for n in names if os.path.isfile(
-            os.path.join(directory, n))), None)
+        hit = next(
+            (
+                os.path.join(directory, n)
+                for n in names
+                if os.path.isfile(os.path.join(directory, n))
+            ),
+            None,
+        )
         if hit is None:
             return None
         found.append(hit)

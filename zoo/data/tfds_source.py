@@ -88,9 +88,7 @@ def open_tfds(
     try:
         builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)
     except tfds.core.registered.DatasetNotFoundError as e:
-        raise UsageError(
-            f"unknown TFDS dataset {name!r}; see the TFDS catalog for names"
-        ) from e
+        raise UsageError(f"unknown TFDS dataset {name!r}; see the TFDS catalog for names") from e
     except (ValueError, AssertionError) as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"cannot open TFDS dataset {name!r}: {first_line}") from e

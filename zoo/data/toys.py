@@ -73,9 +73,7 @@ def toy_dataset(
 
     def make_batch(step):
         key = tf.stack([tf.constant(seed, tf.int64), step])
-        mode_key, noise_key = tf.unstack(
-            tf.random.experimental.stateless_split(key, num=2)
-        )
+        mode_key, noise_key = tf.unstack(tf.random.experimental.stateless_split(key, num=2))
         modes = tf.random.stateless_uniform(
             [batch_size], mode_key, minval=0, maxval=num_modes, dtype=tf.int32
         )
