@@ -15,13 +15,16 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
+def image_grid(
+    images: np.ndarray, columns: int | None = None, padding: int = 2, min_tile: int = 64
+) -> np.ndarray:
     """Tiles a batch of images [N, H, W, C] in [-1, 1] into one uint8 picture [H', W', 3].
 
     Args:
       images: the batch; C is 1 or 3.
       columns: images per row (default: a near-square grid).
       padding: pixels of white between images.
+      min_tile: images smaller than this are enlarged by an integer factor.
 
     Returns:
       The grid as uint8 RGB.
@@ -29,6 +32,9 @@ def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2)
     images = to_uint8(images)
     if images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)
+    zoom = max(1, min_tile // images.shape[1])
+    if zoom > 1:  # small images are enlarged (nearest neighbour) so the grid is readable
+        images = images.repeat(zoom, axis=1).repeat(zoom, axis=2)
     n, h, w, _ = images.shape
     columns = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)
