@@ -324,7 +324,7 @@ def run(
                 writer,
                 start,
                 rc.sample_every,
-                rc.num_samples,
+                rc.num_samples if info.kind == "image" else max(rc.num_samples, 512),
                 centres,
             ),
         ]
