@@ -17,6 +17,8 @@ from PIL import Image
 from tests.families import TINY, run_main, tiny_flags
 from zoo import registry
 
+TOY_DATASETS = ("ring8", "grid25", "gaussian1d")
+
 MODES = {
     "default": [],
     "mirrored": ["--strategy=mirrored", "--num_virtual_devices=2"],
@@ -78,13 +80,16 @@ def test_saved_config_rebuilds_the_generator(tmp_path):
     model_dir = tmp_path / "run"
     for family in sorted(TINY):
         run_dir = model_dir / family
+        # Image families train in mixed_float16 (export rebuilds in float32); toys in float32,
+        # as float16 rounding moves points of a scatter plot by whole pixels.
+        precision = "float32" if TINY[family][0] in TOY_DATASETS else "mixed_float16"
         result = run_main(
             [
                 *tiny_flags(family),
                 f"--model_dir={run_dir}",
                 "--train_steps=3",
                 "--batch_size=8",
-                "--mixed_precision=mixed_float16",
+                f"--mixed_precision={precision}",
             ]
         )
         assert result.returncode == 0, result.stderr[-3000:]
@@ -93,13 +98,13 @@ import os, numpy as np, tensorflow as tf
 from PIL import Image
 from zoo import train
 from zoo.core.images import render_samples
-for family in {sorted(TINY)!r}:
+for family, count in {[(f, 512 if TINY[f][0] in TOY_DATASETS else 64) for f in sorted(TINY)]!r}:
     run_dir = os.path.join({str(model_dir)!r}, family)
     cls, config, saved = train.load_run(run_dir)
     model = cls(config, seed=123)          # float32, another seed: weights come from the checkpoint
     ckpt = tf.train.Checkpoint(model=model)
     ckpt.restore(tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))).expect_partial()
-    picture = render_samples(np.asarray(model.generate(model.sample_inputs(64, seed=0))))
+    picture = render_samples(np.asarray(model.generate(model.sample_inputs(count, seed=0))))
     expected = np.asarray(Image.open(os.path.join(run_dir, "samples", "latest.png")))
     diff = np.abs(picture.astype(int) - expected.astype(int))
     print(family, int(model.step.numpy()), diff.max(), (diff > 2).mean())
@@ -109,5 +114,6 @@ for family in {sorted(TINY)!r}:
     for line in result.stdout.strip().splitlines():
         family, step, _max_diff, frac = line.split()
         assert step == "3", line
-        # Trained in mixed_float16, rebuilt in float32: pixels agree up to float16 rounding.
+        # Equal up to rounding (float16 training, float32 rebuild; oneDNN's blocking): a few
+        # scatter points or pixels may move by one level or one pixel.
         assert float(frac) < 0.01, line

@@ -277,7 +277,11 @@ def run(
         keep=rc.keep_checkpoints,
         chief=chief,
     )
-    start = checkpoint.restore_latest()
+    try:
+        start = checkpoint.restore_latest()
+    except UsageError:
+        checkpoint.close()
+        raise
     if start:
         print(f"resuming {rc.model_dir} from step {start}", flush=True)
     if chief:
@@ -297,6 +301,7 @@ def run(
         )
     if start >= rc.train_steps:
         print(f"{rc.model_dir} already trained {start} steps (--train_steps={rc.train_steps})")
+        checkpoint.close()
         return RunResult(rc.model_dir, start, start, "completed", model=model)
     if start:
         ds, _ = dataset(start)
@@ -306,19 +311,20 @@ def run(
     )
     guard = zoo_callbacks.NonFiniteGuard(start, rc.max_nonfinite_steps)
     saver = zoo_callbacks.CheckpointCallback(checkpoint, start, rc.checkpoint_every, guard)
-    callbacks: list[keras.callbacks.Callback] = [guard, saver]
+    # Every worker resets its trackers at the same steps (a collective op); the chief writes.
+    metrics = zoo_callbacks.MetricsCallback(
+        os.path.join(rc.model_dir, "metrics.jsonl") if chief else None,
+        writer,
+        start,
+        rc.log_every,
+        rc.train_steps,
+    )
+    callbacks: list[keras.callbacks.Callback] = [guard, saver, metrics]
     if chief:
         centres = None
         if info.kind == "vector":
             centres = zoo_data.toy_modes(rc.dataset)[0]
         callbacks += [
-            zoo_callbacks.MetricsCallback(
-                os.path.join(rc.model_dir, "metrics.jsonl"),
-                writer,
-                start,
-                rc.log_every,
-                rc.train_steps,
-            ),
             zoo_callbacks.SampleCallback(
                 os.path.join(rc.model_dir, "samples"),
                 writer,
@@ -330,13 +336,16 @@ def run(
         ]
     callbacks += list(extra_callbacks)
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-    model.fit(
-        ds,
-        epochs=1,
-        steps_per_epoch=rc.train_steps - start,
-        callbacks=callbacks,
-        verbose=1 if (chief and sys.stdout.isatty()) else 0,
-    )
+    try:
+        model.fit(
+            ds,
+            epochs=1,
+            steps_per_epoch=rc.train_steps - start,
+            callbacks=callbacks,
+            verbose=1 if (chief and sys.stdout.isatty()) else 0,
+        )
+    finally:
+        checkpoint.close()
     step = checkpoint.step
     if guard.message:
         raise TrainingDivergedError(guard.message)

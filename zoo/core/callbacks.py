@@ -169,11 +169,13 @@ class MetricsCallback(StepCallback):
 
     The trackers average over the steps since the last write, so each line is the mean of
     its window. When stdout is not a terminal (no progress bar), a line is printed too.
+    With `path=None` (a multi-worker non-chief) nothing is written but the trackers are still
+    reset at the same steps: a reset is a collective op under multi-worker training.
     """
 
     def __init__(
         self,
-        path: str,
+        path: str | None,
         writer: tf.summary.SummaryWriter | None,
         initial_step: int,
         every: int,
@@ -187,7 +189,7 @@ class MetricsCallback(StepCallback):
         self.last_logs: dict[str, float] = {}
         self._window_start = time.perf_counter()
         self._window_steps = 0
-        self._print = not sys.stdout.isatty()
+        self._print = path is not None and not sys.stdout.isatty()
 
     def _flush(self, step: int) -> None:
         values = {k: float(v) for k, v in self.last_logs.items() if k != "finite"}
@@ -195,16 +197,17 @@ class MetricsCallback(StepCallback):
         if self._window_steps and elapsed > 0:
             values["steps_per_sec"] = self._window_steps / elapsed
         record = {"step": step, "time": time.time(), **values}
-        with open(self.path, "a") as f:
-            f.write(
-                json.dumps(
-                    {
-                        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                        for k, v in record.items()
-                    }
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(
+                    json.dumps(
+                        {
+                            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                            for k, v in record.items()
+                        }
+                    )
+                    + "\n"
                 )
-                + "\n"
-            )
         if self.writer is not None:
             with self.writer.as_default():
                 for name, value in values.items():

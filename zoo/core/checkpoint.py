@@ -19,7 +19,8 @@ class RunCheckpoint:
     `tf.train.Checkpoint` writes the data files first and then replaces the small `checkpoint`
     index file atomically, so a run killed while saving still points at its last complete
     checkpoint. Under multi-worker training every worker must take part in a save; workers
-    other than the chief write to a temporary directory that is removed afterwards.
+    other than the chief write to a temporary directory that is removed afterwards, and every
+    worker restores from `directory`, so that all of them resume at the same step.
 
     Args:
       directory: where checkpoints live (`model_dir/checkpoints`).
@@ -32,6 +33,7 @@ class RunCheckpoint:
         self.items = items
         self.checkpoint = tf.train.Checkpoint(**items)
         self.chief = chief
+        self.shared_directory = directory
         self.directory = directory if chief else tempfile.mkdtemp(prefix="zoo-worker-ckpt-")
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self.directory, max_to_keep=keep, checkpoint_name="ckpt"
@@ -50,7 +52,12 @@ class RunCheckpoint:
         Raises:
           UsageError: when checkpoints exist but none can be restored into this model.
         """
-        candidates = list(reversed(self.manager.checkpoints))
+        shared = self.manager
+        if not self.chief:  # Read-only view of the chief's checkpoints; it never saves.
+            shared = tf.train.CheckpointManager(
+                self.checkpoint, self.shared_directory, max_to_keep=None, checkpoint_name="ckpt"
+            )
+        candidates = list(reversed(shared.checkpoints))
         if not candidates:
             return 0
         errors = []
@@ -64,7 +71,7 @@ class RunCheckpoint:
                 continue
             return self.step
         raise UsageError(
-            f"no checkpoint in {self.directory} fits this model ({'; '.join(errors)}); "
+            f"no checkpoint in {self.shared_directory} fits this model ({'; '.join(errors)}); "
             "use a new --model_dir or the config the run was started with"
         )
 
@@ -74,6 +81,11 @@ class RunCheckpoint:
         if not self.chief:
             shutil.rmtree(self.directory, ignore_errors=True)
         return path
+
+    def close(self) -> None:
+        """Removes a non-chief worker's temporary directory."""
+        if not self.chief:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     @property
     def latest_step(self) -> int | None:

@@ -44,6 +44,14 @@ class GANConfig:
     beta_1: float = 0.5
     beta_2: float = 0.999
 
+    def __post_init__(self) -> None:
+        # Checked before any tensor is made: latent_dim=0 aborts the process inside oneDNN,
+        # and a negative d_steps would first surface as a negative data batch size.
+        if isinstance(self.latent_dim, int) and self.latent_dim < 1:
+            raise UsageError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        if isinstance(self.d_steps, int) and self.d_steps < 0:
+            raise UsageError(f"d_steps must be >= 0 (0 = the loss's default), got {self.d_steps}")
+
 
 def _coerce(value: str, annotation: Any, field: str) -> Any:
     """Parses a command-line string into the type a dataclass field declares."""

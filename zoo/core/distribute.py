@@ -24,7 +24,7 @@ class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
     scalar has no batch axis, so it is reduced over the replicas only.
     """
 
-    def reduce(self, reduce_op, value, axis):  # noqa: D102
+    def reduce(self, reduce_op, value, axis):
         if axis is not None and all(
             getattr(v, "shape", None) is not None and v.shape.rank == 0
             for v in self.experimental_local_results(value)
