@@ -25,7 +25,7 @@ import tensorflow as tf
 from zoo import data as zoo_data
 from zoo import registry
 from zoo.core import callbacks as zoo_callbacks
-from zoo.core import distribute, losses
+from zoo.core import distribute
 from zoo.core.checkpoint import RunCheckpoint
 from zoo.core.config import apply_overrides, config_from_dict, config_to_dict
 from zoo.core.io import atomic_write_json, read_json
@@ -238,8 +238,7 @@ def run(
     chief = distribute.is_chief(strategy)
 
     family, config = resolve_config(rc, overrides)
-    loss = losses.get_loss(config.loss)
-    d_steps = config.d_steps or loss.default_discriminator_steps
+    d_steps = family.discriminator_steps(config)
     replicas = strategy.num_replicas_in_sync
     if rc.batch_size % replicas:
         raise UsageError(f"--batch_size={rc.batch_size} is not a multiple of {replicas} replicas")

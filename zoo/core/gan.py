@@ -67,9 +67,7 @@ class GAN(keras.Model):
         super().__init__(name=kwargs.pop("name", self.family_name), **kwargs)
         self.config = config
         self.loss_spec = losses.get_loss(config.loss)
-        self.d_steps = int(config.d_steps or self.loss_spec.default_discriminator_steps)
-        if self.d_steps < 1:
-            raise UsageError(f"d_steps must be >= 1, got {config.d_steps}")
+        self.d_steps = self.discriminator_steps(config)
         self.gp_weight = float(
             config.gp_weight if config.gp_weight >= 0 else self.loss_spec.gradient_penalty_weight
         )
@@ -93,6 +91,14 @@ class GAN(keras.Model):
         self.d_optimizer: keras.optimizers.Optimizer | None = None
         self.g_optimizer: keras.optimizers.Optimizer | None = None
         self.built = True
+
+    @staticmethod
+    def discriminator_steps(config: GANConfig) -> int:
+        """Discriminator steps per generator step: the config's, or the loss's default."""
+        steps = int(config.d_steps or losses.get_loss(config.loss).default_discriminator_steps)
+        if steps < 1:
+            raise UsageError(f"d_steps must be >= 1, got {config.d_steps}")
+        return steps
 
     # -- networks ---------------------------------------------------------------------------
     def build_generator(self) -> keras.Model:
