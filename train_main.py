@@ -22,6 +22,8 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("data_dir", None, "Directory searched first for the dataset's files.")
 flags.DEFINE_list("classes", [], "Keep only these classes (names or indices).")
+flags.DEFINE_string("domain_a", "", "Image-to-image families: class of domain A.")
+flags.DEFINE_string("domain_b", "", "Image-to-image families: class of domain B.")
 flags.DEFINE_string("model_dir", None, "Run directory; the same one again resumes the run.")
 flags.DEFINE_integer("train_steps", 1000, "Total generator steps.")
 flags.DEFINE_integer("batch_size", 64, "Global batch size.")
@@ -88,6 +90,8 @@ def main(argv: list[str]) -> int:
         sample_every=FLAGS.sample_every,
         log_every=FLAGS.log_every,
         keep_checkpoints=FLAGS.keep_checkpoints,
+        domain_a=FLAGS.domain_a,
+        domain_b=FLAGS.domain_b,
     )
     try:
         result = train.run(rc, overrides)

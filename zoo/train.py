@@ -59,6 +59,8 @@ class RunConfig:
       keep_checkpoints: how many checkpoints to keep.
       max_nonfinite_steps: stop after this many steps in a row with a non-finite loss.
       num_samples: samples in each picture.
+      domain_a, domain_b: the two domains of image-to-image families (class names or indices
+        of a labelled dataset).
     """
 
     model: str = "dcgan"
@@ -82,6 +84,8 @@ class RunConfig:
     keep_checkpoints: int = 3
     max_nonfinite_steps: int = 20
     num_samples: int = 64
+    domain_a: str = ""
+    domain_b: str = ""
 
 
 @dataclasses.dataclass
@@ -248,20 +252,12 @@ def run(
             f"per-replica batch {rc.batch_size // replicas} is not a multiple of pack={pack}"
         )
 
-    toy = rc.dataset in zoo_data.TOY_NAMES
-    if toy and not getattr(family, "supports_vectors", False):
+    if rc.dataset in zoo_data.TOY_NAMES and not getattr(family, "supports_vectors", False):
         raise UsageError(f"{rc.model} needs an image dataset; {rc.dataset} gives vectors")
 
     def dataset(start_step: int) -> tuple[tf.data.Dataset, zoo_data.DatasetInfo]:
-        return zoo_data.make_dataset(
-            rc.dataset,
-            batch_size=rc.batch_size * d_steps,
-            seed=rc.seed,
-            start_step=start_step,
-            data_dir=rc.data_dir,
-            image_size=None if toy else config.image_size,
-            channels=None if toy else config.channels,
-            classes=list(rc.classes) or None,
+        return family.training_dataset(
+            rc, config, batch_size=rc.batch_size * d_steps, start_step=start_step
         )
 
     ds, info = dataset(0)

@@ -297,6 +297,45 @@ class GAN(keras.Model):
         """Generator output (inference mode, float32) for inputs like `sample_inputs` gives."""
         return tf.cast(self.generator(inputs["z"], training=False), tf.float32)
 
+    # -- data and export hooks ------------------------------------------------------------
+    @classmethod
+    def training_dataset(
+        cls, rc: Any, config: GANConfig, *, batch_size: int, start_step: int
+    ) -> tuple[tf.data.Dataset, Any]:
+        """The training stream of a run (`rc` is a `zoo.train.RunConfig`) and its `DatasetInfo`.
+
+        The default is `rc.dataset` at the config's image size and channels (toys as they
+        are), batched to `batch_size` and exactly resumable at `start_step`. Families whose data
+        differ (two domains, captions) override it.
+        """
+        from zoo import data as zoo_data
+
+        toy = rc.dataset in zoo_data.TOY_NAMES
+        return zoo_data.make_dataset(
+            rc.dataset,
+            batch_size=batch_size,
+            seed=rc.seed,
+            start_step=start_step,
+            data_dir=rc.data_dir,
+            image_size=None if toy else config.image_size,
+            channels=None if toy else config.channels,
+            classes=list(rc.classes) or None,
+        )
+
+    def serving_signatures(self) -> dict[str, tuple[Callable[..., dict], dict[str, tf.TensorSpec]]]:
+        """What an export serves: signature name -> (function, its named input specs).
+
+        The function takes the inputs as keyword tensors and returns a dict of float32 outputs
+        (at least `images` in [-1, 1]); every input has a dynamic batch axis and no noise is
+        drawn inside. The first entry is also `serving_default`. Families override it.
+        """
+        specs = {"z": tf.TensorSpec([None, self.config.latent_dim], tf.float32, name="z")}
+
+        def generate(z: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"images": tf.cast(self.generator(z, training=False), tf.float32)}
+
+        return {"serving_default": (generate, specs)}
+
     def checkpoint_items(self) -> dict[str, Any]:
         """Everything exact resume needs: weights, both optimizers, noise state, step."""
         return {
