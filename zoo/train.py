@@ -327,6 +327,7 @@ def run(
                 rc.sample_every,
                 rc.num_samples if info.kind == "image" else max(rc.num_samples, 512),
                 centres,
+                rc,
             ),
         ]
     callbacks += list(extra_callbacks)

@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from zoo.core.checkpoint import RunCheckpoint
-from zoo.core.images import render_samples, save_png
+from zoo.core.images import save_png
 
 
 class StepCallback(keras.callbacks.Callback):
@@ -132,8 +132,10 @@ class SampleCallback(StepCallback):
         every: int,
         num_samples: int = 64,
         centres: np.ndarray | None = None,
+        rc: Any = None,
     ) -> None:
         super().__init__(initial_step)
+        self.rc = rc
         self.directory = directory
         self.writer = writer
         self.every = every
@@ -142,9 +144,7 @@ class SampleCallback(StepCallback):
         self.last_written: int | None = None
 
     def write(self, step: int) -> str:
-        inputs = self.model.sample_inputs(self.num_samples, seed=0)
-        samples = np.asarray(self.model.generate(inputs))
-        picture = render_samples(samples, centres=self.centres)
+        picture = self.model.sample_picture(self.num_samples, self.rc, self.centres)
         path = os.path.join(self.directory, f"step_{step:08d}.png")
         save_png(picture, path)
         save_png(picture, os.path.join(self.directory, "latest.png"))

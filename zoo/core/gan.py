@@ -322,6 +322,32 @@ class GAN(keras.Model):
             classes=list(rc.classes) or None,
         )
 
+    def representative_inputs(
+        self, num: int, seed: int = 0, rc: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Inputs that look like what the exported generator will be fed (numpy, keyed like
+        `serving_signatures`' first entry): int8 calibration, warmup requests, parity checks.
+
+        `rc` is the run's `RunConfig` (families fed with real images load them from its
+        dataset); the default draws z like `sample_inputs`.
+        """
+        del rc
+        return self.sample_inputs(num, seed)
+
+    def sample_picture(
+        self, num: int, rc: Any = None, centres: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The uint8 RGB picture of samples that training writes (grid, scatter or histogram).
+
+        Families whose pictures need more than `generate(sample_inputs)` (e.g. input /
+        translated / reconstructed rows) override it.
+        """
+        from zoo.core.images import render_samples
+
+        del rc
+        samples = np.asarray(self.generate(self.sample_inputs(num, seed=0)))
+        return render_samples(samples, centres=centres)
+
     def serving_signatures(self) -> dict[str, tuple[Callable[..., dict], dict[str, tf.TensorSpec]]]:
         """What an export serves: signature name -> (function, its named input specs).
 
