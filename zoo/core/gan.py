@@ -323,15 +323,17 @@ class GAN(keras.Model):
         )
 
     def representative_inputs(
-        self, num: int, seed: int = 0, rc: Any = None
+        self, num: int, seed: int = 0, rc: Any = None, signature: str | None = None
     ) -> dict[str, np.ndarray]:
         """Inputs that look like what the exported generator will be fed (numpy, keyed like
-        `serving_signatures`' first entry): int8 calibration, warmup requests, parity checks.
+        the inputs of `serving_signatures()[signature]`, or of its first entry when `signature`
+        is None): int8 calibration, warmup requests, parity checks.
 
         `rc` is the run's `RunConfig` (families fed with real images load them from its
-        dataset); the default draws z like `sample_inputs`.
+        dataset, e.g. domain A for `a_to_b` and domain B for `b_to_a`); the default draws z
+        like `sample_inputs`.
         """
-        del rc
+        del rc, signature
         return self.sample_inputs(num, seed)
 
     def sample_picture(
