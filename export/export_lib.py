@@ -1,0 +1,716 @@
+"""Export of trained generators: TF Serving SavedModel with warmup, builtins-only TFLite.
+
+`export(model_dir, export_dir)` rebuilds a run's generator(s) in float32 from its config JSON
+and a checkpoint, whatever precision trained them, and writes
+
+    EXPORT_DIR/<name>/<version>/                  SavedModel in TF Serving's layout
+        assets.extra/tf_serving_warmup_requests   TFRecord of PredictionLog, per signature
+    EXPORT_DIR/<name>.<flavour>.tflite            float32, float16, int8 (builtin ops only)
+    EXPORT_DIR/<name>.<signature>.<flavour>.tflite  instead, for models with several signatures
+    EXPORT_DIR/<name>.json                        model, specs, step, parity, latency, sizes
+
+Nothing here knows a family: the model's `serving_signatures()` says what to serve and
+`representative_inputs()` what the generator is fed (int8 calibration, warmup, parity).
+The export is atomic: the SavedModel is written to a hidden directory beside the versions
+(TF Serving only loads all-digit directory names) and renamed into place once every check
+has passed; files are written through a temporary file and a rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from export import FLAVOURS, FORMATS, parse_formats
+from zoo import train
+from zoo.core.config import config_from_dict, config_to_dict
+from zoo.core.io import atomic_write_json, read_json
+from zoo.errors import UsageError
+
+# Max absolute error against the SavedModel that fails an export, per flavour.
+PARITY_TOLERANCE = {"float32": 1e-4, "float16": 2e-2}
+# int8 is reported; above this max absolute error the export warns (it does not fail).
+INT8_WARNING_ERROR = 0.25
+PARITY_BATCH = 8
+PARITY_SEED = 20160107
+CALIBRATION_SAMPLES = 64
+CALIBRATION_SEED = 1
+WARMUP_BATCHES = (1, 2, 4)  # one request per batch size and signature
+WARMUP_SEED = 2
+WARMUP_FILE = "tf_serving_warmup_requests"
+LATENCY_REPEATS = 5
+SERVING_DEFAULT = "serving_default"
+
+
+class ExportError(RuntimeError):
+    """The export cannot be trusted (conversion, operators or parity failed); nothing written."""
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """A run's generator rebuilt in float32 with its checkpoint restored.
+
+    Attributes:
+      model: the family's `GAN`, float32, weights from `checkpoint`.
+      run_config: the run's `zoo.train.RunConfig`.
+      saved: the run's whole config JSON.
+      checkpoint: path prefix of the restored checkpoint.
+      step: the training step stored in that checkpoint.
+    """
+
+    model: Any
+    run_config: Any
+    saved: dict[str, Any]
+    checkpoint: str
+    step: int
+
+
+@dataclasses.dataclass
+class Signature:
+    """One served function: its traced concrete function and named input specs."""
+
+    name: str
+    function: Any  # tf ConcreteFunction: keyword tensors -> dict of float32 outputs
+    inputs: dict[str, tf.TensorSpec]
+
+    @property
+    def outputs(self) -> dict[str, tf.TensorSpec]:
+        return dict(self.function.structured_outputs)
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What `export` wrote, and the parity it measured (also in `json_path`)."""
+
+    name: str
+    version: int
+    saved_model_dir: str | None
+    tflite_files: list[str]
+    json_path: str
+    manifest: dict[str, Any]
+    warnings: list[str]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
+
+
+@contextlib.contextmanager
+def float32_policy() -> Iterator[None]:
+    """Builds inside use float32 layers (a mixed_float16 generator does not convert)."""
+    previous = keras.mixed_precision.dtype_policy().name
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _checkpoint_path(model_dir: str, checkpoint: str | None) -> str:
+    if checkpoint:
+        if os.path.isdir(checkpoint):
+            path = tf.train.latest_checkpoint(checkpoint)
+            if not path:
+                raise UsageError(f"no checkpoint in {checkpoint}")
+            return path
+        if not os.path.exists(checkpoint + ".index"):
+            raise UsageError(f"no checkpoint at {checkpoint} (no {checkpoint}.index)")
+        return checkpoint
+    directory = os.path.join(model_dir, "checkpoints")
+    path = tf.train.latest_checkpoint(directory)
+    if not path:
+        raise UsageError(f"no checkpoint in {directory}; train the run first")
+    return path
+
+
+def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
+    """Rebuilds a run's model in float32 from its config JSON and restores a checkpoint.
+
+    Args:
+      model_dir: the run directory (holds `config.json` and `checkpoints/`).
+      checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest.
+
+    Raises:
+      UsageError: not a run directory, no checkpoint, or one that cannot be read or does
+        not fit the model.
+    """
+    family, config, saved = train.load_run(model_dir)
+    try:
+        run_config = config_from_dict(train.RunConfig, saved["run"])
+    except (KeyError, TypeError) as err:
+        raise UsageError(f"{model_dir}/{train.CONFIG_FILE} has no valid 'run' section") from err
+    path = _checkpoint_path(model_dir, checkpoint)
+    with float32_policy():
+        try:
+            model = family(config, seed=run_config.seed)
+        except (ValueError, TypeError) as err:
+            raise UsageError(
+                f"{family.family_name} config cannot build: {_first_line(err)}"
+            ) from err
+    try:
+        status = tf.train.Checkpoint(model=model).restore(path)
+        status.assert_existing_objects_matched()
+    except Exception as err:  # corrupt files surface as OpError, IndexError, ValueError, ...
+        raise UsageError(f"cannot restore checkpoint {path}: {_first_line(err)}") from err
+    status.expect_partial()  # optimizers and noise state are for training only
+    return TrainedRun(model, run_config, saved, path, int(model.step.numpy()))
+
+
+# -- signatures and the SavedModel -----------------------------------------------------------
+def _keyword_function(fn: Callable[..., dict], names: list[str]) -> Callable[..., dict]:
+    def call(*args: tf.Tensor) -> dict[str, tf.Tensor]:
+        return fn(**dict(zip(names, args, strict=True)))
+
+    return call
+
+
+def trace_signatures(model: Any) -> dict[str, Signature]:
+    """Traces `model.serving_signatures()` into concrete functions (in the family's order)."""
+    table = model.serving_signatures()
+    if not table:
+        raise ExportError(f"{model.family_name} serves no signature")
+    signatures = {}
+    for name, (fn, specs) in table.items():
+        specs = {
+            key: tf.TensorSpec(spec.shape, spec.dtype, name=key) for key, spec in specs.items()
+        }
+        if any(spec.shape.rank is None or spec.shape[0] is not None for spec in specs.values()):
+            raise ExportError(f"signature {name}: every input needs a dynamic batch axis")
+        function = tf.function(
+            _keyword_function(fn, list(specs)), input_signature=list(specs.values())
+        )
+        concrete = function.get_concrete_function()
+        outputs = concrete.structured_outputs
+        if not isinstance(outputs, dict) or "images" not in outputs:
+            raise ExportError(f"signature {name} must return a dict with 'images'")
+        if any(spec.dtype != tf.float32 for spec in outputs.values()):
+            raise ExportError(f"signature {name}: outputs must be float32")
+        signatures[name] = Signature(name, concrete, specs)
+    return signatures
+
+
+def serving_signature_map(signatures: dict[str, Signature]) -> dict[str, Any]:
+    """The SavedModel's signatures: the family's, plus `serving_default` = the first one."""
+    functions = {name: s.function for name, s in signatures.items()}
+    functions.setdefault(SERVING_DEFAULT, next(iter(signatures.values())).function)
+    return functions
+
+
+class ServingModule(tf.Module):
+    """Holds exactly the variables the signatures read (the generators; not D or optimizers)."""
+
+    def __init__(self, signatures: dict[str, Signature]):
+        super().__init__(name="generator")
+        seen: dict[int, tf.Variable] = {}
+        for signature in signatures.values():
+            for variable in signature.function.variables:
+                seen.setdefault(id(variable), variable)
+        self.generator_variables = list(seen.values())
+
+
+def representative_inputs(
+    trained: TrainedRun, signature: Signature, num: int, seed: int
+) -> dict[str, np.ndarray]:
+    """`model.representative_inputs` for one signature, checked against its input specs."""
+    inputs = trained.model.representative_inputs(
+        num, seed, trained.run_config, signature=signature.name
+    )
+    if set(inputs) != set(signature.inputs):
+        raise ExportError(
+            f"representative_inputs gave {sorted(inputs)} for signature {signature.name}, "
+            f"which takes {sorted(signature.inputs)}"
+        )
+    return {
+        key: np.asarray(inputs[key]).astype(spec.dtype.as_numpy_dtype)
+        if spec.dtype != tf.string
+        else np.asarray(inputs[key], dtype=object)
+        for key, spec in signature.inputs.items()
+    }
+
+
+# -- warmup requests (TF Serving's PredictionLog, written without tensorflow-serving-api) ----
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        bits = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(bits | 0x80)
+        else:
+            out.append(bits)
+            return bytes(out)
+
+
+def _message_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def prediction_log(model_name: str, signature: str, inputs: dict[str, Any]) -> bytes:
+    """A serialized `tensorflow.serving.PredictionLog` holding one `PredictRequest`.
+
+    Field numbers of TF Serving's `prediction_log.proto` / `predict.proto` / `model.proto`:
+    PredictionLog.predict_log = 6; PredictLog.request = 1; PredictRequest.model_spec = 1,
+    .inputs = 2 (map<string, TensorProto>: entry key = 1, value = 2); ModelSpec.name = 1,
+    .signature_name = 3.
+    """
+    spec = _message_field(1, model_name.encode()) + _message_field(3, signature.encode())
+    request = _message_field(1, spec)
+    for key, value in inputs.items():
+        tensor = tf.make_tensor_proto(value).SerializeToString()
+        request += _message_field(2, _message_field(1, key.encode()) + _message_field(2, tensor))
+    return _message_field(6, _message_field(1, request))
+
+
+def write_warmup_requests(
+    path: str, model_name: str, requests: Sequence[tuple[str, dict[str, Any]]]
+) -> None:
+    """Writes (signature, inputs) requests as the TFRecord TF Serving replays at load."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for signature, inputs in requests:
+            writer.write(prediction_log(model_name, signature, inputs))
+
+
+def save_saved_model(
+    trained: TrainedRun, signatures: dict[str, Signature], directory: str, model_name: str
+) -> int:
+    """Writes the SavedModel and its warmup requests to `directory`; returns the request count."""
+    functions = serving_signature_map(signatures)
+    tf.saved_model.save(ServingModule(signatures), directory, signatures=functions)
+    requests = []
+    for key in functions:
+        signature = signatures.get(key) or next(iter(signatures.values()))
+        for i, batch in enumerate(WARMUP_BATCHES):
+            inputs = representative_inputs(trained, signature, batch, WARMUP_SEED + i)
+            requests.append((key, inputs))
+    write_warmup_requests(
+        os.path.join(directory, "assets.extra", WARMUP_FILE), model_name, requests
+    )
+    return len(requests)
+
+
+# -- TFLite ----------------------------------------------------------------------------------
+def convert(
+    saved_model_dir: str,
+    signature: str,
+    flavour: str,
+    representative: dict[str, np.ndarray] | None = None,
+) -> tuple[bytes, bool]:
+    """Converts one signature of a SavedModel to TFLite with builtin operators only.
+
+    Args:
+      saved_model_dir: the SavedModel.
+      signature: the signature key to convert.
+      flavour: `float32`; `float16` (float16 weights); `int8` (weights and activations
+        quantized with `representative` as calibration data; float input and output).
+      representative: calibration inputs keyed by input name (int8 only).
+
+    Returns:
+      The flatbuffer and whether every quantizable op runs in int8 (True except for an
+      int8 model that needed float builtins for some ops).
+
+    Raises:
+      ExportError: the converter failed.
+    """
+
+    def converter(ops: list[Any]) -> Any:
+        result = tf.lite.TFLiteConverter.from_saved_model(
+            saved_model_dir, signature_keys=[signature]
+        )
+        result.target_spec.supported_ops = ops
+        return result
+
+    try:
+        if flavour == "float32":
+            return converter([tf.lite.OpsSet.TFLITE_BUILTINS]).convert(), False
+        if flavour == "float16":
+            c = converter([tf.lite.OpsSet.TFLITE_BUILTINS])
+            c.optimizations = [tf.lite.Optimize.DEFAULT]
+            c.target_spec.supported_types = [tf.float16]
+            return c.convert(), False
+        if flavour != "int8":
+            raise ValueError(f"unknown flavour {flavour!r}")
+        if not representative:
+            raise ValueError("int8 needs representative inputs")
+        count = len(next(iter(representative.values())))
+
+        def dataset() -> Iterator[dict[str, np.ndarray]]:
+            for i in range(count):
+                yield {key: value[i : i + 1] for key, value in representative.items()}
+
+        # Integer-only kernels first; ops without one fall back to float builtins (never Flex).
+        for ops, integer_only in (
+            ([tf.lite.OpsSet.TFLITE_BUILTINS_INT8], True),
+            ([tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS], False),
+        ):
+            c = converter(ops)
+            c.optimizations = [tf.lite.Optimize.DEFAULT]
+            c.representative_dataset = dataset
+            try:
+                return c.convert(), integer_only
+            except Exception:
+                if not integer_only:
+                    raise
+        raise AssertionError("unreachable")
+    except Exception as err:
+        raise ExportError(
+            f"TFLite {flavour} conversion of signature {signature} failed: {_first_line(err)}"
+        ) from err
+
+
+def tflite_operators(content: bytes) -> list[str]:
+    """Names of the operators a TFLite flatbuffer uses (`CUSTOM:<code>` for custom/Flex)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = schema.Model.GetRootAsModel(content, 0)
+    operators = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            operators.append(f"CUSTOM:{(code.CustomCode() or b'').decode()}")
+        else:
+            operators.append(names.get(builtin, f"BUILTIN_{builtin}"))
+    return operators
+
+
+def check_builtins_only(operators: Sequence[str], what: str) -> None:
+    """Raises `ExportError` if a TFLite model needs custom or Flex (TF runtime) operators."""
+    custom = [op for op in operators if op.startswith("CUSTOM")]
+    if custom:
+        raise ExportError(f"{what} needs non-builtin operators: {', '.join(custom)}")
+
+
+def litert_runner(
+    content: bytes | None = None, path: str | None = None, signature: str = ""
+) -> Any:
+    """A LiteRT signature runner (resizes its inputs to each call's batch)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content, model_path=path)
+    keys = list(interpreter.get_signature_list())
+    return interpreter.get_signature_runner(signature or keys[0])
+
+
+def _latency_ms(fn: Callable[[], Any]) -> float:
+    """Median wall time of a call in milliseconds (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(LATENCY_REPEATS):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return round(1000 * statistics.median(times), 3)
+
+
+def _spec_json(spec: tf.TensorSpec) -> dict[str, Any]:
+    return {"dtype": spec.dtype.name, "shape": [None if d is None else int(d) for d in spec.shape]}
+
+
+def _errors(
+    outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]
+) -> tuple[float, float]:
+    diffs = [np.abs(outputs[k].astype(np.float64) - reference[k]).ravel() for k in reference]
+    diff = np.concatenate(diffs)
+    if not np.all(np.isfinite(diff)):
+        return float("inf"), float("inf")
+    return float(diff.max()), float(diff.mean())
+
+
+def _tflite_file_name(name: str, signature: str, flavour: str, per_signature: bool) -> str:
+    return f"{name}.{signature}.{flavour}.tflite" if per_signature else f"{name}.{flavour}.tflite"
+
+
+def _tree_size(directory: str) -> int:
+    return sum(
+        os.path.getsize(os.path.join(root, f))
+        for root, _, files in os.walk(directory)
+        for f in files
+    )
+
+
+def _check_name(name: str) -> None:
+    if not name or name.startswith(".") or os.sep in name or name in ("..",):
+        raise UsageError(f"--name must be a plain file name, got {name!r}")
+
+
+def _make_readable(path: str) -> None:
+    """Gives a temp file or directory (created 0600 / 0700) the usual umask permissions, so a
+    server running as another user (TF Serving in a container) can read the export."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
+
+
+def _write_bytes_staged(directory: str, content: bytes) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tflite", dir=directory)
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
+    _make_readable(tmp)
+    return tmp
+
+
+def tflite_with_parity(
+    saved_model_dir: str,
+    signature: str,
+    flavour: str,
+    file_name: str,
+    batch: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray],
+    calibration: dict[str, np.ndarray] | None,
+) -> tuple[bytes, dict[str, Any]]:
+    """Converts one signature to one flavour, checks its operators and measures its parity.
+
+    Returns:
+      The flatbuffer and its manifest entry (errors against `reference`, the SavedModel's
+      outputs on `batch`; operators; input tensors; latency; size).
+
+    Raises:
+      ExportError: conversion failed, non-builtin operators, or float32/float16 parity out of
+        tolerance.
+    """
+    content, integer_only = convert(saved_model_dir, signature, flavour, calibration)
+    operators = tflite_operators(content)
+    check_builtins_only(operators, file_name)
+    runner = litert_runner(content, signature=signature)
+    max_error, mean_error = _errors(runner(**batch), reference)
+    tolerance = PARITY_TOLERANCE.get(flavour)
+    if tolerance is not None and not max_error <= tolerance:
+        raise ExportError(
+            f"{file_name}: max abs error {max_error:.3g} against the SavedModel exceeds "
+            f"{tolerance:g}; nothing was written"
+        )
+    inputs = {
+        key: {"dtype": np.dtype(d["dtype"]).name, "shape": [int(n) for n in d["shape_signature"]]}
+        for key, d in runner.get_input_details().items()
+    }
+    return content, {
+        "signature": signature,
+        "flavour": flavour,
+        "file": file_name,
+        "size_bytes": len(content),
+        "operators": sorted(set(operators)),
+        "integer_only": integer_only if flavour == "int8" else None,
+        "inputs": inputs,
+        "max_abs_error": max_error,
+        "mean_abs_error": mean_error,
+        "tolerance": INT8_WARNING_ERROR if tolerance is None else tolerance,
+        "status": "ok" if tolerance is not None or max_error <= INT8_WARNING_ERROR else "warning",
+        "latency_ms": _latency_ms(lambda: runner(**batch)),
+    }
+
+
+# -- the export ------------------------------------------------------------------------------
+def export(
+    model_dir: str,
+    export_dir: str,
+    *,
+    name: str | None = None,
+    version: int | None = None,
+    formats: str | Sequence[str] = FORMATS,
+    checkpoint: str | None = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] = lambda message: None,
+) -> ExportResult:
+    """Exports a run's generator(s) to TF Serving and TFLite, with parity measured.
+
+    Args:
+      model_dir: the training run directory.
+      export_dir: the export root (`OUT`): `OUT/<name>/<version>/`, `OUT/<name>.*.tflite`,
+        `OUT/<name>.json`.
+      name: the served model's name (default: the family name).
+      version: the SavedModel version (default: the checkpoint's training step).
+      formats: any of `saved_model`, `float32`, `float16`, `int8`.
+      checkpoint: a checkpoint prefix or directory instead of the run's latest.
+      overwrite: replace an existing version.
+      log: receives progress lines.
+
+    Returns:
+      An `ExportResult`; `manifest` is what `OUT/<name>.json` holds.
+
+    Raises:
+      UsageError: bad input (no run, no or unreadable checkpoint, unknown format, a version
+        that exists without `overwrite`).
+      ExportError: conversion failed, non-builtin operators, or float32/float16 parity out
+        of tolerance. Nothing is written then.
+    """
+    formats = parse_formats(formats)
+    trained = load_trained(model_dir, checkpoint)
+    model = trained.model
+    name = name or model.family_name
+    _check_name(name)
+    version = trained.step if version is None else int(version)
+    if version < 0:
+        raise UsageError(f"--version must be >= 0, got {version}")
+    export_dir = os.path.abspath(export_dir)
+    model_root = os.path.join(export_dir, name)
+    final_dir = os.path.join(model_root, str(version))
+    json_path = os.path.join(export_dir, f"{name}.json")
+    _check_free(final_dir, json_path, version, "saved_model" in formats, overwrite)
+    os.makedirs(model_root, exist_ok=True)
+
+    signatures = trace_signatures(model)
+    flavours = [f for f in FLAVOURS if f in formats]
+    per_signature = len(signatures) > 1
+    # Hidden (non-numeric) name: TF Serving only loads all-digit version directories.
+    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_root)
+    _make_readable(staging)
+    staged_files: dict[str, str] = {}  # final path -> staged temp file
+    warnings: list[str] = []
+    try:
+        log(f"rebuilt {model.family_name} in float32 from {trained.checkpoint}")
+        warmup_count = save_saved_model(trained, signatures, staging, name)
+        loaded = tf.saved_model.load(staging)
+        entries, saved_latency = [], {}
+        for signature in signatures.values():
+            batch = representative_inputs(trained, signature, PARITY_BATCH, PARITY_SEED)
+            served = loaded.signatures[signature.name]
+            tensors = {k: tf.constant(v, dtype=signature.inputs[k].dtype) for k, v in batch.items()}
+            reference = {k: v.numpy().astype(np.float64) for k, v in served(**tensors).items()}
+            saved_latency[signature.name] = _latency_ms(lambda s=served, t=tensors: s(**t))
+            calibration = None
+            if "int8" in flavours:
+                calibration = representative_inputs(
+                    trained, signature, CALIBRATION_SAMPLES, CALIBRATION_SEED
+                )
+            for flavour in flavours:
+                file_name = _tflite_file_name(name, signature.name, flavour, per_signature)
+                content, entry = tflite_with_parity(
+                    staging, signature.name, flavour, file_name, batch, reference, calibration
+                )
+                entries.append(entry)
+                if entry["status"] == "warning":
+                    warnings.append(
+                        f"{file_name}: int8 max abs error {entry['max_abs_error']:.3g} against "
+                        f"the SavedModel is above {INT8_WARNING_ERROR}; prefer the float16 file"
+                    )
+                staged = _write_bytes_staged(export_dir, content)
+                staged_files[os.path.join(export_dir, file_name)] = staged
+                log(f"converted {file_name}: max abs error {entry['max_abs_error']:.3g}")
+        del loaded
+        manifest = {
+            "name": name,
+            "family": model.family_name,
+            "model_config": config_to_dict(model.config),
+            "data": trained.saved.get("data", {}),
+            "trained_with": {
+                "mixed_precision": trained.run_config.mixed_precision,
+                "dataset": trained.run_config.dataset,
+                "seed": trained.run_config.seed,
+            },
+            "checkpoint": os.path.abspath(trained.checkpoint),
+            "step": trained.step,
+            "version": version,
+            "saved_model": {
+                "path": os.path.join(name, str(version)) if "saved_model" in formats else None,
+                "size_bytes": _tree_size(staging),
+                "warmup_requests": warmup_count,
+                "latency_ms": saved_latency,
+            },
+            "signatures": {
+                key: {
+                    "inputs": {k: _spec_json(s) for k, s in signatures[fn_key].inputs.items()},
+                    "outputs": {k: _spec_json(s) for k, s in signatures[fn_key].outputs.items()},
+                    "alias_of": fn_key if fn_key != key else None,
+                }
+                for key in serving_signature_map(signatures)
+                for fn_key in [key if key in signatures else next(iter(signatures))]
+            },
+            "parity": {
+                "reference": "saved_model",
+                "batch": PARITY_BATCH,
+                "seed": PARITY_SEED,
+                "calibration_samples": CALIBRATION_SAMPLES if "int8" in flavours else 0,
+                "runtime": "ai_edge_litert",
+            },
+            "tflite": entries,
+            "warnings": warnings,
+        }
+        _commit(staging, final_dir, staged_files, json_path, manifest, formats, overwrite)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for tmp in staged_files.values():
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    return ExportResult(
+        name=name,
+        version=version,
+        saved_model_dir=final_dir if "saved_model" in formats else None,
+        tflite_files=list(staged_files),
+        json_path=json_path,
+        manifest=manifest,
+        warnings=warnings,
+    )
+
+
+def _check_free(
+    final_dir: str, json_path: str, version: int, saved_model: bool, overwrite: bool
+) -> None:
+    if overwrite:
+        return
+    if saved_model and os.path.exists(final_dir):
+        raise UsageError(f"{final_dir} exists; give another --version or --overwrite")
+    if not saved_model and os.path.exists(json_path):
+        try:
+            described = read_json(json_path).get("version")
+        except UsageError:
+            described = None  # an unreadable manifest is replaced
+        if described == version:
+            raise UsageError(
+                f"{json_path} already describes version {version}; "
+                "give another --version or --overwrite"
+            )
+
+
+def _commit(
+    staging: str,
+    final_dir: str,
+    staged_files: dict[str, str],
+    json_path: str,
+    manifest: dict[str, Any],
+    formats: Sequence[str],
+    overwrite: bool,
+) -> None:
+    """Renames everything into place; a failure here restores what was there before."""
+    _check_free(final_dir, json_path, manifest["version"], "saved_model" in formats, overwrite)
+    previous = None
+    placed = False
+    try:
+        if "saved_model" in formats:
+            if os.path.exists(final_dir):
+                previous = tempfile.mkdtemp(prefix=".old-", dir=os.path.dirname(final_dir))
+                os.rmdir(previous)
+                os.rename(final_dir, previous)
+            os.rename(staging, final_dir)
+            placed = True
+        for final, tmp in staged_files.items():
+            os.replace(tmp, final)
+        atomic_write_json(json_path, manifest)
+        _make_readable(json_path)
+    except BaseException:
+        if placed:
+            shutil.rmtree(final_dir, ignore_errors=True)
+        if previous:
+            os.rename(previous, final_dir)
+        raise
+    if previous:
+        shutil.rmtree(previous, ignore_errors=True)
+    if not placed:
+        shutil.rmtree(staging, ignore_errors=True)
