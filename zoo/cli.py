@@ -48,3 +48,13 @@ def fail(message: str, code: int = 2) -> int:
     """Prints `error: message` as one line on stderr and returns the exit code."""
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
     return code
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl flag parser for the mains: a bad flag is one line on stderr and exit code 2."""
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        sys.exit(fail(str(err)))

@@ -114,3 +114,37 @@ def save_png(picture: np.ndarray, path: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def line_plot(
+    x: np.ndarray,
+    curves: list[tuple[np.ndarray, tuple[int, int, int], str]],
+    size: tuple[int, int] = (640, 400),
+    y_range: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Draws curves y(x) with a legend: `curves` holds (y, RGB colour, label) triples."""
+    width, height = size
+    margin = 30
+    x = np.asarray(x, np.float64)
+    ys = [np.asarray(y, np.float64) for y, _, _ in curves]
+    low, high = y_range or (min(float(y.min()) for y in ys), max(float(y.max()) for y in ys))
+    high = high if high > low else low + 1.0
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+
+    def pixel(xv: float, yv: float) -> tuple[float, float]:
+        px = margin + (xv - x[0]) / (x[-1] - x[0]) * (width - 2 * margin)
+        py = height - margin - (yv - low) / (high - low) * (height - 2 * margin)
+        return px, py
+
+    draw.line([pixel(x[0], low), pixel(x[-1], low)], fill=(160, 160, 160))
+    draw.line([pixel(x[0], low), pixel(x[0], high)], fill=(160, 160, 160))
+    draw.text((margin - 25, height - margin - 5), f"{low:.2g}", fill=(90, 90, 90))
+    draw.text((margin - 25, margin - 5), f"{high:.2g}", fill=(90, 90, 90))
+    for i, (y, colour, label) in enumerate(
+        zip(ys, (c for _, c, _ in curves), (lab for *_, lab in curves), strict=True)
+    ):
+        draw.line([pixel(a, b) for a, b in zip(x, y, strict=True)], fill=colour, width=2)
+        draw.line([(width - 190, 12 + 16 * i), (width - 165, 12 + 16 * i)], fill=colour, width=2)
+        draw.text((width - 160, 6 + 16 * i), label, fill=(0, 0, 0))
+    return np.asarray(canvas)

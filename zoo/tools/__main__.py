@@ -1,0 +1,159 @@
+"""`python -m zoo.tools COMMAND [flags]`: the lectures' tools.
+
+    interpolate  --model_dir=RUN | --export_dir=OUT/<name>  [--method=spherical|linear]
+    samples      --model_dir=RUN | --export_dir=...          (numbered samples for arithmetic)
+    arithmetic   --model_dir=RUN | --export_dir=...  --a=3,17,22 --b=5,9 --c=40,41
+    probe        --model_dir=RUN                              (discriminator features)
+    theory       [--fake_mean=1.5 --fake_std=0.7]             (D* on 1-D Gaussians)
+
+Each writes a PNG (`--out`) and prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from absl import app, flags, logging
+
+COMMANDS = ("interpolate", "samples", "arithmetic", "probe", "theory")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "A run directory (its latest checkpoint).")
+flags.DEFINE_string("checkpoint", None, "A checkpoint of the run instead of the latest.")
+flags.DEFINE_string("export_dir", None, "An exported generator (OUT/<name>, a version or .tflite).")
+flags.DEFINE_string("out", None, "PNG to write (default: next to the run or export).")
+flags.DEFINE_integer("seed", 0, "Seed of the latent samples.")
+flags.DEFINE_enum("method", "spherical", ["linear", "spherical"], "Interpolation.")
+flags.DEFINE_integer("rows", 8, "Interpolation walks.")
+flags.DEFINE_integer("steps", 10, "Images per walk (theory: discriminator training steps x 100).")
+flags.DEFINE_integer("num", 64, "Samples that arithmetic indices refer to.")
+flags.DEFINE_string("a", "", "Arithmetic: sample numbers showing concept A.")
+flags.DEFINE_string("b", "", "Arithmetic: sample numbers showing concept B.")
+flags.DEFINE_string("c", "", "Arithmetic: sample numbers showing concept C.")
+flags.DEFINE_integer("train_examples", 10000, "Probe: labelled training images.")
+flags.DEFINE_integer("test_examples", 2000, "Probe: labelled test images.")
+flags.DEFINE_float("data_mean", 0.0, "Theory: mean of p_data.")
+flags.DEFINE_float("data_std", 1.0, "Theory: std of p_data.")
+flags.DEFINE_float("fake_mean", 1.5, "Theory: mean of p_g.")
+flags.DEFINE_float("fake_std", 0.7, "Theory: std of p_g.")
+flags.DEFINE_integer("theory_steps", 1000, "Theory: discriminator training steps.")
+
+
+def _generator() -> tuple[Any, int, str]:
+    """(numpy z -> images, latent size, default output directory) of --model_dir or --export_dir."""
+    from zoo.errors import UsageError
+
+    if bool(FLAGS.model_dir) == bool(FLAGS.export_dir):
+        raise UsageError("give exactly one of --model_dir and --export_dir")
+    if FLAGS.export_dir:
+        import zoo
+
+        generator = zoo.load_generator(FLAGS.export_dir)
+        if list(generator.inputs) != ["z"]:
+            raise UsageError(f"{FLAGS.export_dir} takes {list(generator.inputs)}, not only z")
+        latent_dim = int(generator.inputs["z"].shape[-1])
+        out_dir = os.path.dirname(os.path.abspath(FLAGS.export_dir.rstrip("/")))
+        return generator, latent_dim, out_dir
+    from zoo.train import load_trained
+
+    trained = load_trained(FLAGS.model_dir, FLAGS.checkpoint)
+    model = trained.model
+
+    def generate(z):
+        import numpy as np
+
+        return np.concatenate(
+            [np.asarray(model.generate({"z": z[i : i + 256]})) for i in range(0, len(z), 256)]
+        )
+
+    return generate, model.config.latent_dim, FLAGS.model_dir
+
+
+def _write(picture: Any, default_dir: str, name: str) -> str:
+    from zoo.core.images import save_png
+
+    path = FLAGS.out or os.path.join(default_dir, "tools", name)
+    save_png(picture, path)
+    return path
+
+
+def _run(command: str) -> dict[str, Any]:
+    if command in ("interpolate", "samples", "arithmetic"):
+        from zoo.tools import latent_tools
+
+        generate, latent_dim, out_dir = _generator()
+        if command == "interpolate":
+            picture = latent_tools.interpolation_grid(
+                generate,
+                latent_dim,
+                rows=FLAGS.rows,
+                steps=FLAGS.steps,
+                method=FLAGS.method,
+                seed=FLAGS.seed,
+            )
+            name = f"interpolate_{FLAGS.method}_seed{FLAGS.seed}.png"
+        elif command == "samples":
+            picture = latent_tools.samples_grid(
+                generate, latent_dim, num=FLAGS.num, seed=FLAGS.seed
+            )
+            name = f"samples_seed{FLAGS.seed}.png"
+        else:
+            a, b, c = (
+                latent_tools.parse_indices(getattr(FLAGS, k), FLAGS.num, k) for k in ("a", "b", "c")
+            )
+            picture = latent_tools.arithmetic_grid(
+                generate, latent_dim, a, b, c, num=FLAGS.num, seed=FLAGS.seed
+            )
+            name = f"arithmetic_seed{FLAGS.seed}.png"
+        return {"command": command, "picture": _write(picture, out_dir, name)}
+    if command == "probe":
+        from zoo.errors import UsageError
+        from zoo.tools.probe import probe
+        from zoo.train import load_trained
+
+        if not FLAGS.model_dir:
+            raise UsageError("probe needs --model_dir (the discriminator is not exported)")
+        trained = load_trained(FLAGS.model_dir, FLAGS.checkpoint)
+        report = probe(
+            trained.model,
+            trained.run_config,
+            train_examples=FLAGS.train_examples,
+            test_examples=FLAGS.test_examples,
+            seed=FLAGS.seed,
+        )
+        return {"command": command, "step": trained.step, **report}
+    from zoo.tools.theory import Gaussian, theory_lab
+
+    report, picture = theory_lab(
+        Gaussian(FLAGS.data_mean, FLAGS.data_std),
+        Gaussian(FLAGS.fake_mean, FLAGS.fake_std),
+        steps=FLAGS.theory_steps,
+        seed=FLAGS.seed,
+    )
+    return {"command": command, **report, "picture": _write(picture, ".", "theory.png")}
+
+
+def main(argv: list[str]) -> int:
+    from zoo import cli
+    from zoo.errors import UsageError
+
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        return cli.fail(f"usage: python -m zoo.tools {{{'|'.join(COMMANDS)}}} [flags]")
+    logging.set_verbosity(logging.WARNING)
+    cli.import_tensorflow_quietly()
+    try:
+        result = _run(argv[1])
+    except UsageError as err:
+        return cli.fail(err)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    from zoo.cli import parse_flags
+
+    app.run(main, flags_parser=parse_flags)
+    sys.exit(0)
