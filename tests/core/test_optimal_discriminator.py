@@ -11,57 +11,26 @@ from __future__ import annotations
 
 import math
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from zoo.core import losses
+from zoo.tools import theory
 
 GRID = np.linspace(-1.5, 2.5, 41, dtype=np.float32)  # where both densities have mass
-TRAIN_STEPS = 1000
-BATCH = 512
 
 
 def _normal_pdf(x: np.ndarray, mean: float, std: float) -> np.ndarray:
     return np.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2.0 * math.pi))
 
 
-def _train_discriminator(fake_mean: float, fake_std: float, seed: int) -> keras.Model:
-    """Trains a small MLP (logit output) on fresh samples of N(0, 1) vs N(fake_mean, fake_std²)."""
-    keras.utils.set_random_seed(seed)
-    discriminator = keras.Sequential(
-        [
-            keras.Input((1,)),
-            keras.layers.Dense(32, activation="tanh"),
-            keras.layers.Dense(32, activation="tanh"),
-            keras.layers.Dense(1),
-        ]
+def _trained_d_on_grid(fake_mean: float, fake_std: float, seed: int) -> np.ndarray:
+    """sigmoid(D) on GRID for a D trained (the theory lab's routine) against N(fake_mean, ..)."""
+    d = theory.fit_discriminator(
+        theory.Gaussian(0.0, 1.0), theory.Gaussian(fake_mean, fake_std), steps=1000, seed=seed
     )
-    optimizer = keras.optimizers.Adam(3e-3)
-
-    @tf.function
-    def step(step_seed: tf.Tensor) -> tf.Tensor:
-        real = tf.random.stateless_normal([BATCH, 1], seed=tf.stack([step_seed, 0]))
-        fake = fake_mean + fake_std * tf.random.stateless_normal(
-            [BATCH, 1], seed=tf.stack([step_seed, 1])
-        )
-        with tf.GradientTape() as tape:
-            per_example = losses.minimax_discriminator_loss(
-                discriminator(real), discriminator(fake)
-            )
-            loss = losses.global_batch_mean(per_example)
-        variables = discriminator.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
-        return loss
-
-    for i in range(TRAIN_STEPS):
-        step(tf.constant(seed * 100_000 + i, tf.int32))
-    return discriminator
-
-
-def _sigmoid_on_grid(discriminator: keras.Model) -> np.ndarray:
-    return tf.sigmoid(discriminator(GRID[:, None]))[:, 0].numpy()
+    return d(GRID)
 
 
 def test_trained_discriminator_matches_optimal_discriminator():
@@ -74,13 +43,11 @@ def test_trained_discriminator_matches_optimal_discriminator():
     for wrong in (np.full_like(optimal, 0.5), p_g / (p_data + p_g)):
         assert np.max(np.abs(wrong - optimal)) > 4 * tolerance
 
-    discriminator = _train_discriminator(fake_mean=1.5, fake_std=0.7, seed=1)
-    np.testing.assert_allclose(_sigmoid_on_grid(discriminator), optimal, atol=tolerance)
+    np.testing.assert_allclose(_trained_d_on_grid(1.5, 0.7, seed=1), optimal, atol=tolerance)
 
 
 def test_identical_distributions_give_one_half():
-    discriminator = _train_discriminator(fake_mean=0.0, fake_std=1.0, seed=2)
-    np.testing.assert_allclose(_sigmoid_on_grid(discriminator), 0.5, atol=0.05)
+    np.testing.assert_allclose(_trained_d_on_grid(0.0, 1.0, seed=2), 0.5, atol=0.05)
 
 
 def test_value_at_the_optimum_is_minus_log_4():
