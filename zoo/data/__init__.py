@@ -2,6 +2,7 @@
 
 from zoo.data.classes import resolve_classes
 from zoo.data.dataset import DATASET_NAMES, DatasetInfo, load_arrays, make_dataset
+from zoo.data.domains import load_domain_images, make_domain_dataset
 from zoo.data.idx import read_idx
 from zoo.data.toys import TOY_NAMES, toy_modes
 
@@ -10,7 +11,9 @@ __all__ = [
     "TOY_NAMES",
     "DatasetInfo",
     "load_arrays",
+    "load_domain_images",
     "make_dataset",
+    "make_domain_dataset",
     "read_idx",
     "resolve_classes",
     "toy_modes",
