@@ -20,13 +20,39 @@ TINY: dict[str, tuple[str, tuple[str, ...]]] = {
         "fashion_mnist",
         ("image_size=16", "generator_filters=8", "discriminator_filters=8"),
     ),
+    "cyclegan": (
+        "fashion_mnist",
+        (
+            "image_size=16",
+            "channels=1",
+            "generator_filters=8",
+            "discriminator_filters=8",
+            "residual_blocks=1",
+            "pool_size=6",  # full after the first step of a batch of 8: the pool mixes
+        ),
+    ),
 }
+
+# family -> more run options (`zoo.train.RunConfig` fields, also `--NAME=VALUE` flags).
+TINY_RUN_OPTIONS: dict[str, dict[str, str]] = {
+    "cyclegan": {"domain_a": "sandal", "domain_b": "sneaker"},
+}
+
+
+def tiny_run_options(family: str) -> dict[str, str]:
+    """The `zoo.train.RunConfig` fields beyond dataset and model that `family`'s tiny run sets."""
+    return dict(TINY_RUN_OPTIONS.get(family, {}))
 
 
 def tiny_flags(family: str) -> list[str]:
     """Command-line flags that train `family` on its tiny settings."""
     dataset, overrides = TINY[family]
-    return [f"--model={family}", f"--dataset={dataset}", *(f"--config={o}" for o in overrides)]
+    return [
+        f"--model={family}",
+        f"--dataset={dataset}",
+        *(f"--config={o}" for o in overrides),
+        *(f"--{key}={value}" for key, value in tiny_run_options(family).items()),
+    ]
 
 
 def run_main(

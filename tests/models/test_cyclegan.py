@@ -1,0 +1,220 @@
+"""CycleGAN: paper defaults, architecture, losses, train step, data hooks and export hooks."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo import registry
+from zoo.core.layers import ReflectionPadding2D
+from zoo.errors import UsageError
+from zoo.models.cyclegan import (
+    CycleGAN,
+    CycleGANConfig,
+    cycle_consistency_loss,
+    discriminator_layers,
+    identity_loss,
+    jitter_size,
+    residual_blocks,
+)
+from zoo.train import RunConfig
+
+TINY = dict(
+    image_size=16,
+    channels=1,
+    generator_filters=4,
+    discriminator_filters=4,
+    residual_blocks=1,
+    pool_size=3,
+)
+
+
+def tiny(**changes):
+    return CycleGANConfig(**{**TINY, **changes})
+
+
+def test_registered_with_the_paper_defaults():
+    assert registry.get("cyclegan") is CycleGAN
+    c = CycleGANConfig()
+    assert (c.image_size, c.channels, c.loss) == (256, 3, "least_squares")
+    assert (c.generator_filters, c.discriminator_filters, c.pool_size) == (64, 64, 50)
+    assert (c.cycle_weight, c.identity_weight) == (10.0, 0.5)
+    assert (c.g_learning_rate, c.d_learning_rate, c.beta_1) == (2e-4, 2e-4, 0.5)
+    assert jitter_size(c) == 286 and c.flip
+
+
+@pytest.mark.parametrize(
+    ("size", "override", "blocks"), [(256, 0, 9), (128, 0, 6), (32, 0, 6), (256, 2, 2)]
+)
+def test_residual_blocks_follow_the_image_size(size, override, blocks):
+    assert residual_blocks(CycleGANConfig(image_size=size, residual_blocks=override)) == blocks
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        (dict(image_size=30), "multiple of 4"),
+        (dict(pool_size=-1), "pool_size"),
+        (dict(jitter_scale=0.9), "jitter_scale"),
+    ],
+)
+def test_bad_configs_are_usage_errors(changes, match):
+    with pytest.raises(UsageError, match=match):
+        tiny(**changes)
+
+
+def test_one_discriminator_step_only():
+    assert CycleGAN.discriminator_steps(tiny()) == 1
+    with pytest.raises(UsageError, match="once per step"):
+        CycleGAN.discriminator_steps(tiny(d_steps=5))
+
+
+@pytest.mark.parametrize("size", [8, 16, 32])
+def test_generator_output_shape_equals_input_shape(size):
+    model = CycleGAN(tiny(image_size=size, channels=3))
+    x = tf.random.uniform([2, size, size, 3], -1, 1)
+    for network in (model.generator_ab, model.generator_ba):
+        y = network(x)
+        assert y.shape == x.shape and y.dtype == tf.float32
+        assert float(tf.reduce_max(tf.abs(y))) <= 1.0
+
+
+@pytest.mark.parametrize("size", [128, 256])
+def test_generator_shapes_at_paper_sizes(size):
+    model = CycleGAN(CycleGANConfig(image_size=size, generator_filters=2, discriminator_filters=2))
+    assert model.generator_ab.output_shape == (None, size, size, 3)
+    kinds = [type(layer) for layer in model.generator_ab.layers]
+    # c7s1-64, d128, d256, 2 per residual block, c7s1-3; u128 and u64 transposed.
+    assert kinds.count(keras.layers.Conv2D) == 1 + 2 + 2 * residual_blocks(model.config) + 1
+    assert kinds.count(keras.layers.Conv2DTranspose) == 2
+    assert keras.layers.GroupNormalization in kinds and ReflectionPadding2D in kinds
+
+
+def test_patchgan_is_70x70_with_30x30_logits_at_256():
+    config = CycleGANConfig(generator_filters=1, discriminator_filters=2)
+    model = CycleGAN(config)
+    d = model.discriminator_b
+    assert d.output_shape == (None, 30, 30, 1) and discriminator_layers(config) == 3
+    field = 1  # receptive field of one logit, from the last convolution back to the input
+    for layer in reversed(d.layers):
+        if isinstance(layer, keras.layers.Conv2D):
+            field = (field - 1) * layer.strides[0] + layer.kernel_size[0]
+    assert field == 70
+
+
+@pytest.mark.parametrize(("size", "side"), [(16, 2), (28, 1), (32, 2)])
+def test_small_images_keep_a_patch_map(size, side):
+    model = CycleGAN(tiny(image_size=size))
+    assert model.discriminator_a.output_shape == (None, side, side, 1)
+
+
+def test_reflection_padding():
+    x = np.arange(9, dtype="float32").reshape(1, 3, 3, 1)
+    padded = np.asarray(ReflectionPadding2D(1)(x))[0, :, :, 0]
+    np.testing.assert_array_equal(padded[0], [4, 3, 4, 5, 4])
+    np.testing.assert_array_equal(padded[:, 0], [4, 1, 4, 7, 4])
+    layer = ReflectionPadding2D.from_config(ReflectionPadding2D(3).get_config())
+    assert layer.padding == 3 and layer.compute_output_shape((None, 8, 8, 2)) == (None, 14, 14, 2)
+
+
+def test_cycle_and_identity_losses_on_hand_made_tensors():
+    real = tf.constant([[[[1.0], [-1.0]]], [[[0.0], [0.5]]]])  # [2, 1, 2, 1]
+    other = tf.constant([[[[0.0], [-1.0]]], [[[0.5], [-0.5]]]])
+    np.testing.assert_allclose(cycle_consistency_loss(real, other), [0.5, 0.75])
+    np.testing.assert_allclose(identity_loss(real, other), [0.5, 0.75])
+    np.testing.assert_allclose(cycle_consistency_loss(real, real), [0.0, 0.0])
+    assert cycle_consistency_loss(real, tf.cast(other, tf.float16)).dtype == tf.float32
+
+
+def test_augment_crops_and_flips_per_image():
+    model = CycleGAN(tiny(jitter=False, flip=True), seed=3)
+    x = tf.random.uniform([32, 16, 16, 1])
+    y = np.asarray(model.augment(x))
+    flipped = [np.array_equal(y[i], np.asarray(x[i])[:, ::-1]) for i in range(32)]
+    kept = [np.array_equal(y[i], np.asarray(x[i])) for i in range(32)]
+    assert all(f or k for f, k in zip(flipped, kept, strict=True)) and 0 < sum(flipped) < 32
+    jittered = CycleGAN(tiny(), seed=3).augment(x)
+    assert jittered.shape == x.shape
+
+
+def fit(model, steps=3, batch=4):
+    a = tf.random.uniform([batch, 16, 16, 1], -1, 1, seed=1)
+    dataset = tf.data.Dataset.from_tensors((a, -a)).repeat()
+    return model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0).history
+
+
+def test_train_step_updates_everything_and_fills_the_pools():
+    model = CycleGAN(tiny(), seed=1)
+    model.compile(train_steps=4)
+    before = {v.path: v.numpy() for v in model.trainable_variables}
+    history = fit(model)
+    for key in ("d_loss", "g_loss", "d_a_loss", "d_b_loss", "cycle_loss", "identity_loss"):
+        assert np.isfinite(history[key][-1]), key
+    assert all(not np.array_equal(before[v.path], v.numpy()) for v in model.trainable_variables)
+    assert int(model.pool_a.count.numpy()) == int(model.pool_b.count.numpy()) == 3
+    # 3 updates of 4: the rate is constant for 2, then 2e-4 * (4 - 3) / 2.
+    assert float(model.g_optimizer.inner_optimizer.learning_rate) == pytest.approx(1e-4)
+    assert int(model.step.numpy()) == 3
+    items = model.checkpoint_items()
+    assert items["pool_a"] is model.pool_a and items["pool_b"] is model.pool_b
+
+
+def test_identity_off_and_other_losses():
+    model = CycleGAN(tiny(identity_weight=0.0, loss="non_saturating"), seed=1)
+    model.compile(train_steps=2)
+    history = fit(model, steps=1)
+    assert "identity_loss" not in history and np.isfinite(history["g_loss"][-1])
+
+
+def test_data_and_export_hooks(tiny_fashion):
+    rc = RunConfig(
+        model="cyclegan",
+        dataset="fashion_mnist",
+        data_dir=tiny_fashion,
+        domain_a="sandal",
+        domain_b="sneaker",
+    )
+    config = tiny()
+    dataset, info = CycleGAN.training_dataset(rc, config, batch_size=2, start_step=0)
+    a, b = next(iter(dataset))
+    assert a.shape == b.shape == (2, 16, 16, 1) and info.shape == (16, 16, 1)
+    with pytest.raises(UsageError, match="--domain_a=CLASS"):
+        CycleGAN.training_dataset(
+            dataclasses.replace(rc, domain_a=""), config, batch_size=2, start_step=0
+        )
+    with pytest.raises(UsageError, match="not --classes"):
+        CycleGAN.training_dataset(
+            dataclasses.replace(rc, classes=("bag",)), config, batch_size=2, start_step=0
+        )
+
+    model = CycleGAN(config)
+    inputs_a = model.representative_inputs(3, seed=1, rc=rc)["images"]
+    inputs_b = model.representative_inputs(3, seed=1, rc=rc, signature="b_to_a")["images"]
+    assert inputs_a.shape == inputs_b.shape == (3, 16, 16, 1)
+    assert not np.array_equal(inputs_a, inputs_b)
+
+    signatures = model.serving_signatures()
+    assert list(signatures) == ["a_to_b", "b_to_a"]
+    for name, network in (("a_to_b", model.generator_ab), ("b_to_a", model.generator_ba)):
+        function, specs = signatures[name]
+        assert specs["images"].shape.as_list() == [None, 16, 16, 1]
+        out = function(images=tf.constant(inputs_a))["images"]
+        assert out.shape == inputs_a.shape and out.dtype == tf.float32
+        np.testing.assert_allclose(out, network(inputs_a, training=False), atol=1e-6)
+
+    picture = model.sample_picture(13, rc)  # 2 rows of a, G(a), F(G(a)), b, F(b), G(F(b))
+    assert picture.dtype == np.uint8 and picture.shape == (2 + 2 * 66, 2 + 6 * 66, 3)
+    np.testing.assert_array_equal(picture, model.sample_picture(13, rc))
+
+
+@pytest.fixture
+def tiny_fashion(tmp_path):
+    """A data_dir with a 50-image "fashion_mnist" train split (labels id % 10), 6x6 images."""
+    from tests.data.helpers import tiny_arrays, write_idx
+
+    images, labels = tiny_arrays()
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images, compress=True)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels, compress=True)
+    return str(tmp_path)
