@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.families import TINY, run_python
+from tests.families import TINY, run_python, tiny_run_options
 
 STEPS = 6
 
@@ -22,7 +22,7 @@ _SCRIPT = """
 import os, signal, sys, keras
 from zoo import train
 
-family, dataset, overrides, model_dir, kill_at, signum, runs = {args!r}
+family, dataset, overrides, model_dir, kill_at, signum, runs, run_options = {args!r}
 
 class Kill(keras.callbacks.Callback):
     def __init__(self, start):
@@ -35,7 +35,7 @@ class Kill(keras.callbacks.Callback):
 for _ in range(runs):
     rc = train.RunConfig(model=family, dataset=dataset, model_dir=model_dir, train_steps={steps},
                          batch_size=8, seed=3, deterministic=True, checkpoint_every=2,
-                         sample_every=0, log_every=0)
+                         sample_every=0, log_every=0, **run_options)
     start = train.latest_step(model_dir)
     result = train.run(rc, overrides, extra_callbacks=[Kill(start)])
     print("RESULT", result.status, result.resumed_from, result.step, flush=True)
@@ -45,7 +45,16 @@ for _ in range(runs):
 def _train(tmp_path, family, name, kill_at=0, signum=signal.SIGKILL, runs=1):
     dataset, overrides = TINY[family]
     model_dir = str(tmp_path / name)
-    args = (family, dataset, list(overrides), model_dir, kill_at, int(signum), runs)
+    args = (
+        family,
+        dataset,
+        list(overrides),
+        model_dir,
+        kill_at,
+        int(signum),
+        runs,
+        tiny_run_options(family),
+    )
     result = run_python(_SCRIPT.format(args=args, steps=STEPS))
     return model_dir, result
 
