@@ -1,0 +1,249 @@
+"""Evaluating a model: draw samples, extract features, compute the family's metrics.
+
+What is measured depends on the data a run was trained on:
+
+- toys (`ring8`, `grid25`, `gaussian1d`): `modes_covered` and `high_quality_fraction`;
+- `fashion_mnist`, `mnist`: in the features of the zoo classifier (or of InceptionV3 when
+  local weights are given) against real test images: `fd`, `kid` (+ `kid_std`),
+  `precision`, `recall`, and the classifier's `inception_score` (+ `inception_score_std`);
+  `class_accuracy` too when the model's `sample_inputs` carry the classes asked for
+  (a `label` entry of int class indices, as in the export contract);
+- other image datasets readable into memory (`folder:PATH`) when InceptionV3 weights are
+  given: the feature metrics only.
+
+A family whose outputs are not samples of the dataset (image-to-image translation) defines
+`evaluation_metrics(evaluator, num_samples, seed) -> dict` and computes its own (e.g. with
+`metrics.translation_accuracy` and `metrics.cycle_error` and `evaluator.extractor`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from zoo import data as zoo_data
+from zoo.errors import UsageError
+from zoo.eval import metrics
+from zoo.eval.classifier import FeatureExtractor, canonical_dataset, inception_extractor
+
+DEFAULT_NUM_SAMPLES = 10000
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+INCEPTION_SCORE_SPLITS = 10
+PRECISION_RECALL_K = 3
+GENERATE_BATCH = 500
+
+
+def _in_memory_images(dataset: str) -> bool:
+    return canonical_dataset(dataset) is not None or str(dataset).startswith("folder:")
+
+
+def check_evaluable(rc: Any, inception_weights: str | None = None) -> None:
+    """Raises `UsageError` unless the zoo has metrics for the run's dataset.
+
+    Args:
+      rc: a `zoo.train.RunConfig` (its `dataset` is read).
+      inception_weights: a local InceptionV3 weights file, if any.
+    """
+    dataset = rc.dataset
+    if dataset in zoo_data.TOY_NAMES or canonical_dataset(dataset) is not None:
+        return
+    if inception_weights and _in_memory_images(dataset):
+        return
+    raise UsageError(
+        f"no metrics for dataset {dataset!r}: the zoo evaluates the toys, fashion_mnist and "
+        "mnist, and folder:PATH datasets when --inception_weights is given"
+    )
+
+
+def generate_samples(
+    model: Any, num_samples: int, seed: int = 0, batch_size: int = GENERATE_BATCH
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """`num_samples` generator outputs (float32 numpy) from `model.sample_inputs(num, seed)`.
+
+    Returns:
+      The samples and the inputs they were made from.
+    """
+    if num_samples < 1:
+        raise UsageError(f"num_samples must be >= 1, got {num_samples}")
+    inputs = model.sample_inputs(num_samples, seed=seed)
+    parts = []
+    for start in range(0, num_samples, batch_size):
+        batch = {k: v[start : start + batch_size] for k, v in inputs.items()}
+        parts.append(np.asarray(model.generate(batch), np.float32))
+    return np.concatenate(parts), inputs
+
+
+def _finite_rows(x: np.ndarray) -> np.ndarray:
+    return np.all(np.isfinite(x.reshape(len(x), -1)), axis=1)
+
+
+class Evaluator:
+    """Computes a run's metrics; loads the feature network and real features once.
+
+    The feature network (the zoo classifier, trained on first use) and the real images'
+    features are loaded on the first call and reused by later ones, so that evaluating
+    during training pays for them once.
+
+    Args:
+      rc: the run's `zoo.train.RunConfig` (dataset, data_dir, classes).
+      inception_weights: local InceptionV3 weights: its pool features replace the
+        classifier's for fd, kid, precision and recall.
+      classifier_options: passed to `load_classifier` when the classifier must be trained
+        (e.g. `epochs`, `max_examples`).
+
+    Raises:
+      UsageError: no metrics for the dataset (see `check_evaluable`).
+    """
+
+    def __init__(
+        self,
+        rc: Any,
+        *,
+        inception_weights: str | None = None,
+        classifier_options: dict[str, Any] | None = None,
+    ) -> None:
+        check_evaluable(rc, inception_weights)
+        self.rc = rc
+        self.dataset = rc.dataset
+        self.toy = rc.dataset in zoo_data.TOY_NAMES
+        self.inception_weights = inception_weights
+        self.classifier_options = dict(classifier_options or {})
+        self.classifier: FeatureExtractor | None = None
+        self.extractor: FeatureExtractor | None = None
+        self._real: dict[tuple, np.ndarray] = {}
+
+    @property
+    def feature_name(self) -> str | None:
+        """What the feature metrics are computed in (None for toys)."""
+        if self.toy:
+            return None
+        if self.inception_weights:
+            return "inception_v3"
+        return f"{canonical_dataset(self.dataset)}_classifier"
+
+    def _load_networks(self) -> None:
+        if self.extractor is not None:
+            return
+        if canonical_dataset(self.dataset) is not None:
+            self.classifier = FeatureExtractor.for_dataset(
+                self.dataset, data_dir=self.rc.data_dir, **self.classifier_options
+            )
+        if self.inception_weights:
+            self.extractor = inception_extractor(self.inception_weights)
+        else:
+            self.extractor = self.classifier
+
+    def real_images(self, num: int, shape: Sequence[int]) -> np.ndarray:
+        """Up to `num` real images of the run's classes in [-1, 1], at the model's `shape`.
+
+        Test split for the IDX datasets; a fixed random subset (the same at every call).
+        """
+        from zoo.eval.classifier import to_network_input
+
+        split = "test" if canonical_dataset(self.dataset) else "train"
+        images, _, _ = zoo_data.load_arrays(
+            self.dataset,
+            split=split,
+            data_dir=self.rc.data_dir,
+            classes=list(self.rc.classes) or None,
+        )
+        if len(images) == 0:
+            raise UsageError(f"{self.dataset} has no real images of classes {self.rc.classes}")
+        keep = np.sort(np.random.default_rng(0).permutation(len(images))[:num])
+        x = images[keep].astype(np.float32) / 127.5 - 1.0
+        return to_network_input(x, int(shape[0]), int(shape[-1])).numpy()
+
+    def real_features(self, num: int, shape: Sequence[int]) -> np.ndarray:
+        """Features of `real_images(num, shape)` (cached per size and shape)."""
+        key = (num, tuple(shape))
+        if key not in self._real:
+            self._load_networks()
+            self._real[key] = self.extractor.features(self.real_images(num, shape))
+        return self._real[key]
+
+    def __call__(self, model: Any, num_samples: int = DEFAULT_NUM_SAMPLES, seed: int = 0) -> dict:
+        """The metrics of `model` on `num_samples` samples drawn with `seed`.
+
+        Returns:
+          A dict of metric name -> float (int for `modes_covered`); NaN when the generator
+          produced non-finite samples.
+        """
+        family_metrics = getattr(model, "evaluation_metrics", None)
+        if callable(family_metrics):
+            if not self.toy:
+                self._load_networks()
+            return dict(family_metrics(self, num_samples, seed))
+        samples, inputs = generate_samples(model, num_samples, seed)
+        if self.toy:
+            centres, std = zoo_data.toy_modes(self.dataset)
+            if not np.all(np.isfinite(samples)):
+                return {"modes_covered": 0, "high_quality_fraction": float("nan")}
+            return metrics.toy_mode_metrics(samples.reshape(len(samples), -1), centres, std)
+        return self._image_metrics(samples, inputs, seed)
+
+    def _image_metrics(self, samples: np.ndarray, inputs: dict, seed: int) -> dict:
+        if samples.ndim != 4:
+            raise UsageError(
+                f"{self.dataset} is an image dataset but the model makes "
+                f"{samples.shape[1:]} samples"
+            )
+        names = ["fd", "kid", "kid_std", "precision", "recall"]
+        self._load_networks()
+        if self.classifier is not None:
+            names += ["inception_score", "inception_score_std"]
+        finite = _finite_rows(samples)
+        if not np.all(finite):
+            return dict.fromkeys(names, float("nan"))
+        real = self.real_features(len(samples), samples.shape[1:])
+        result: dict[str, float] = {}
+        probabilities = None
+        if self.classifier is self.extractor:
+            fake, probabilities = self.extractor.features_and_probabilities(samples)
+        else:
+            fake = self.extractor.features(samples)
+            if self.classifier is not None:
+                probabilities = self.classifier.probabilities(samples)
+        result["fd"] = metrics.frechet_distance_from_activations(real, fake)
+        result["kid"], result["kid_std"] = metrics.kernel_inception_distance_from_activations(
+            real, fake, KID_SUBSETS, KID_SUBSET_SIZE, seed=seed
+        )
+        result.update(metrics.precision_recall_knn(real, fake, k=PRECISION_RECALL_K))
+        if probabilities is not None:
+            splits = min(INCEPTION_SCORE_SPLITS, len(probabilities))
+            score, score_std = metrics.inception_score_from_probabilities(probabilities, splits)
+            result["inception_score"], result["inception_score_std"] = score, score_std
+            if "label" in inputs:
+                result["class_accuracy"] = metrics.class_accuracy(
+                    probabilities, np.asarray(inputs["label"])
+                )
+        return result
+
+
+def evaluate_model(
+    model: Any,
+    rc: Any,
+    num_samples: int = DEFAULT_NUM_SAMPLES,
+    seed: int = 0,
+    *,
+    inception_weights: str | None = None,
+) -> dict:
+    """The family's metrics of `model` for a run (see the module docstring for which).
+
+    Args:
+      model: a ganzoo `GAN` (weights loaded).
+      rc: the run's `zoo.train.RunConfig`.
+      num_samples: generated samples (and at most as many real images).
+      seed: seed of the generator inputs and the KID subsets.
+      inception_weights: local InceptionV3 weights for the feature metrics.
+
+    Returns:
+      Metric name -> value.
+
+    Raises:
+      UsageError: no metrics for the dataset, missing data or weights.
+    """
+    evaluator = Evaluator(rc, inception_weights=inception_weights)
+    return evaluator(model, num_samples, seed)
