@@ -46,6 +46,10 @@ flags.DEFINE_integer("checkpoint_every", 500, "Checkpoint period in steps.")
 flags.DEFINE_integer("sample_every", 500, "Sample-picture period in steps.")
 flags.DEFINE_integer("log_every", 100, "Metrics period in steps.")
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.")
+flags.DEFINE_integer(
+    "eval_every", 0, "Metrics period in steps (modes on toys, FD/KID on images); 0 = never."
+)
+flags.DEFINE_integer("eval_samples", 10000, "Samples per evaluation.")
 flags.DEFINE_string(
     "loss", None, "Adversarial loss: minimax, non_saturating, least_squares, hinge, wgan_gp."
 )
@@ -92,6 +96,8 @@ def main(argv: list[str]) -> int:
         keep_checkpoints=FLAGS.keep_checkpoints,
         domain_a=FLAGS.domain_a,
         domain_b=FLAGS.domain_b,
+        eval_every=FLAGS.eval_every,
+        eval_samples=FLAGS.eval_samples,
     )
     try:
         result = train.run(rc, overrides)

@@ -30,6 +30,8 @@ from zoo.core.checkpoint import RunCheckpoint
 from zoo.core.config import apply_overrides, config_from_dict, config_to_dict
 from zoo.core.io import atomic_write_json, read_json
 from zoo.errors import UsageError
+from zoo.eval.callback import EvalCallback
+from zoo.eval.evaluate import Evaluator
 
 CONFIG_FILE = "config.json"
 
@@ -61,6 +63,8 @@ class RunConfig:
       num_samples: samples in each picture.
       domain_a, domain_b: the two domains of image-to-image families (class names or indices
         of a labelled dataset).
+      eval_every: compute the family's metrics (`zoo.eval`) every this many steps (0 = never).
+      eval_samples: samples per evaluation.
     """
 
     model: str = "dcgan"
@@ -86,6 +90,8 @@ class RunConfig:
     num_samples: int = 64
     domain_a: str = ""
     domain_b: str = ""
+    eval_every: int = 0
+    eval_samples: int = 10000
 
 
 @dataclasses.dataclass
@@ -113,6 +119,11 @@ def _check_run_config(rc: RunConfig) -> None:
     for name in ("checkpoint_every", "sample_every", "log_every", "num_virtual_devices"):
         if getattr(rc, name) < 0:
             raise UsageError(f"--{name} must be >= 0, got {getattr(rc, name)}")
+    if rc.eval_every < 0 or rc.eval_samples < 1:
+        raise UsageError(
+            f"need --eval_every >= 0 and --eval_samples >= 1, got {rc.eval_every}, "
+            f"{rc.eval_samples}"
+        )
     if rc.strategy not in distribute.STRATEGIES:
         raise UsageError(
             f"unknown strategy {rc.strategy!r}; known: {', '.join(distribute.STRATEGIES)}"
@@ -254,6 +265,7 @@ def run(
 
     if rc.dataset in zoo_data.TOY_NAMES and not getattr(family, "supports_vectors", False):
         raise UsageError(f"{rc.model} needs an image dataset; {rc.dataset} gives vectors")
+    evaluator = Evaluator(rc) if rc.eval_every else None
 
     def dataset(start_step: int) -> tuple[tf.data.Dataset, zoo_data.DatasetInfo]:
         return family.training_dataset(
@@ -330,6 +342,17 @@ def run(
                 rc,
             ),
         ]
+        if evaluator is not None:
+            callbacks.append(
+                EvalCallback(
+                    evaluator,
+                    os.path.join(rc.model_dir, "metrics.jsonl"),
+                    writer,
+                    start,
+                    rc.eval_every,
+                    rc.eval_samples,
+                )
+            )
     callbacks += list(extra_callbacks)
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     try:
