@@ -247,3 +247,75 @@ def evaluate_model(
     """
     evaluator = Evaluator(rc, inception_weights=inception_weights)
     return evaluator(model, num_samples, seed)
+
+
+class ExportedSampler:
+    """An exported generator (`zoo.load_generator`) with the sampling interface of a `GAN`.
+
+    `sample_inputs` draws z exactly as `GAN.sample_inputs` does (standard normal from
+    `numpy.random.default_rng(seed)`), so a run and its export evaluate on the same inputs;
+    a class-conditional export also gets uniformly drawn `label`s.
+
+    Args:
+      generator: an `export.loader.ExportedGenerator` (`serving_default`).
+      num_classes: classes of the dataset (for a `label` input).
+
+    Raises:
+      UsageError: inputs other than `z` and `label` (image-to-image and text models).
+    """
+
+    def __init__(self, generator: Any, num_classes: int = 0) -> None:
+        unsupported = sorted(set(generator.inputs) - {"z", "label"})
+        if unsupported or "z" not in generator.inputs:
+            raise UsageError(
+                f"export evaluation supports generators fed z (and label); this one takes "
+                f"{', '.join(sorted(generator.inputs))}"
+            )
+        if "label" in generator.inputs and num_classes < 1:
+            raise UsageError("the export takes a label but its JSON names no classes")
+        self.generator = generator
+        self.latent_dim = int(generator.inputs["z"].shape[-1])
+        self.num_classes = num_classes
+
+    def sample_inputs(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        inputs = {"z": rng.standard_normal((num, self.latent_dim)).astype("float32")}
+        if "label" in self.generator.inputs:
+            inputs["label"] = rng.integers(0, self.num_classes, num).astype("int32")
+        return inputs
+
+    def generate(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.generator(**{k: inputs[k] for k in self.generator.inputs})
+
+
+def load_exported(export_dir: str) -> tuple[ExportedSampler, Any, int]:
+    """An exported model `OUT/<name>` (or one of its `.tflite` files) ready to evaluate.
+
+    Reads `OUT/<name>.json` beside it for the dataset it was trained on and its step.
+
+    Returns:
+      (sampler, a `zoo.train.RunConfig` with the dataset, the exported step).
+
+    Raises:
+      UsageError: no export or JSON there, or a generator that is not fed z.
+    """
+    import os
+
+    import zoo
+    from zoo.core.io import read_json
+    from zoo.train import RunConfig
+
+    path = os.path.normpath(os.path.expanduser(export_dir))
+    name = os.path.basename(path).split(".")[0]
+    json_path = os.path.join(os.path.dirname(path), f"{name}.json")
+    if not os.path.exists(json_path):
+        raise UsageError(f"{export_dir} is not an export of the zoo (no {json_path})")
+    manifest = read_json(json_path)
+    try:
+        dataset = manifest["trained_with"]["dataset"]
+        step = int(manifest["step"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise UsageError(f"{json_path} does not describe a zoo export: missing {err}") from err
+    num_classes = len((manifest.get("data") or {}).get("class_names") or [])
+    sampler = ExportedSampler(zoo.load_generator(path), num_classes)
+    return sampler, RunConfig(dataset=dataset), step

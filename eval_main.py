@@ -1,0 +1,93 @@
+"""Evaluates a run or an export: `python eval_main.py --model_dir=RUN | --export_dir=OUT/NAME`.
+
+With `--model_dir` the model is rebuilt from the run's config.json and latest checkpoint (in
+float32); with `--export_dir` the exported SavedModel (or a `.tflite` file) is loaded with
+`zoo.load_generator` and the dataset read from `OUT/NAME.json`. Both draw the same generator
+inputs for a seed. The family's metrics (`zoo.eval.evaluate`) are printed as ONE JSON line
+(`--num_samples`, `--seed`, `--inception_weights=PATH` for InceptionV3 features). Bad input prints
+one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Run directory (config.json and checkpoints/).")
+flags.DEFINE_string("export_dir", None, "An exported model directory (OUT/<name>).")
+flags.DEFINE_integer("num_samples", 10000, "Generated samples (and at most as many real images).")
+flags.DEFINE_integer("seed", 0, "Seed of the generator inputs and the KID subsets.")
+flags.DEFINE_string(
+    "inception_weights", None, "Local InceptionV3 weights file for the feature metrics."
+)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
+        return 2
+    logging.set_verbosity(logging.WARNING)
+    from zoo import cli
+    from zoo.errors import UsageError
+
+    if bool(FLAGS.model_dir) == bool(FLAGS.export_dir):
+        return cli.fail("give exactly one of --model_dir=RUN and --export_dir=OUT/<name>")
+    if FLAGS.num_samples < 2:
+        return cli.fail(f"--num_samples must be >= 2, got {FLAGS.num_samples}")
+    if FLAGS.inception_weights and not os.path.isfile(FLAGS.inception_weights):
+        return cli.fail(f"--inception_weights: no such file {FLAGS.inception_weights}")
+    if FLAGS.model_dir and not os.path.isdir(FLAGS.model_dir):
+        return cli.fail(f"--model_dir: no such directory {FLAGS.model_dir}")
+    if FLAGS.model_dir and not os.path.isfile(os.path.join(FLAGS.model_dir, "config.json")):
+        return cli.fail(f"{FLAGS.model_dir} is not a run directory (no config.json)")
+    if FLAGS.export_dir and not os.path.exists(FLAGS.export_dir):
+        return cli.fail(f"--export_dir: nothing at {FLAGS.export_dir}")
+    cli.import_tensorflow_quietly()
+    from zoo.eval.evaluate import Evaluator, load_exported
+
+    try:
+        # stdout carries the JSON line only; training the classifier on first use reports
+        # its progress on stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            if FLAGS.export_dir:
+                model, rc, step = load_exported(FLAGS.export_dir)
+            else:
+                from export.export_lib import load_trained
+
+                trained = load_trained(FLAGS.model_dir)
+                model, rc, step = trained.model, trained.run_config, trained.step
+            evaluator = Evaluator(rc, inception_weights=FLAGS.inception_weights)
+            values = evaluator(model, FLAGS.num_samples, FLAGS.seed)
+    except UsageError as err:
+        return cli.fail(err)
+    record = {
+        "step": step,
+        "num_samples": FLAGS.num_samples,
+        "seed": FLAGS.seed,
+        **({"features": evaluator.feature_name} if evaluator.feature_name else {}),
+        **{
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in values.items()
+        },
+    }
+    print(json.dumps(record), flush=True)
+    return 0
+
+
+def run() -> None:
+    """Console entry point."""
+    from zoo.cli import parse_flags
+
+    app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+    run()
