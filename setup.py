@@ -23,7 +23,8 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.5", "ai-edge-litert>=1.0"],
+        "export": ["ai-edge-litert>=1.0"],
+        "test": ["pytest>=8", "ruff>=0.5", "ai-edge-litert>=1.0", "tensorflow-serving-api"],
     },
     entry_points={"console_scripts": ["ganzoo-train=train_main:run"]},
     license="Apache-2.0",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import statistics
@@ -35,7 +36,7 @@ import tensorflow as tf
 from export import FLAVOURS, FORMATS, parse_formats
 from zoo import train
 from zoo.core.config import config_from_dict, config_to_dict
-from zoo.core.io import atomic_write_json, read_json
+from zoo.core.io import read_json
 from zoo.errors import UsageError
 
 # Max absolute error against the SavedModel that fails an export, per flavour.
@@ -456,8 +457,8 @@ def _make_readable(path: str) -> None:
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
 
 
-def _write_bytes_staged(directory: str, content: bytes) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tflite", dir=directory)
+def _write_bytes_staged(directory: str, content: bytes, suffix: str = ".tflite") -> str:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     with os.fdopen(fd, "wb") as f:
         f.write(content)
         f.flush()
@@ -551,6 +552,14 @@ def export(
         of tolerance. Nothing is written then.
     """
     formats = parse_formats(formats)
+    if any(f in FLAVOURS for f in formats):
+        try:
+            import ai_edge_litert.interpreter  # noqa: F401
+        except ImportError as err:
+            raise UsageError(
+                "TFLite parity runs in LiteRT: pip install ai-edge-litert "
+                "(or export only --formats=saved_model)"
+            ) from err
     trained = load_trained(model_dir, checkpoint)
     model = trained.model
     name = name or model.family_name
@@ -642,18 +651,27 @@ def export(
             "tflite": entries,
             "warnings": warnings,
         }
-        _commit(staging, final_dir, staged_files, json_path, manifest, formats, overwrite)
+        staged_json = _write_bytes_staged(
+            export_dir, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), ".json"
+        )
+        staged_files[json_path] = staged_json
+        _check_free(final_dir, json_path, version, "saved_model" in formats, overwrite)
+        placements = [(staging, final_dir)] if "saved_model" in formats else []
+        placements += [(tmp, final) for final, tmp in staged_files.items()]
+        _commit(placements)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         for tmp in staged_files.values():
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         raise
+    if "saved_model" not in formats:
+        shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(
         name=name,
         version=version,
         saved_model_dir=final_dir if "saved_model" in formats else None,
-        tflite_files=list(staged_files),
+        tflite_files=[f for f in staged_files if f.endswith(".tflite")],
         json_path=json_path,
         manifest=manifest,
         warnings=warnings,
@@ -679,38 +697,43 @@ def _check_free(
             )
 
 
-def _commit(
-    staging: str,
-    final_dir: str,
-    staged_files: dict[str, str],
-    json_path: str,
-    manifest: dict[str, Any],
-    formats: Sequence[str],
-    overwrite: bool,
-) -> None:
-    """Renames everything into place; a failure here restores what was there before."""
-    _check_free(final_dir, json_path, manifest["version"], "saved_model" in formats, overwrite)
-    previous = None
-    placed = False
+def _place(staged: str, final: str) -> None:
+    """Renames one staged file or directory into place (one step of `_commit`)."""
+    os.rename(staged, final)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.unlink(path)
+
+
+def _commit(placements: list[tuple[str, str]]) -> None:
+    """Renames each (staged, final) pair into place, all or nothing.
+
+    What a final path held before is moved aside to a hidden name first; if any rename
+    fails, the new ones are removed and the old ones put back. The SavedModel version comes
+    first and the JSON manifest last.
+    """
+    done: list[tuple[str, str | None]] = []
     try:
-        if "saved_model" in formats:
-            if os.path.exists(final_dir):
-                previous = tempfile.mkdtemp(prefix=".old-", dir=os.path.dirname(final_dir))
-                os.rmdir(previous)
-                os.rename(final_dir, previous)
-            os.rename(staging, final_dir)
-            placed = True
-        for final, tmp in staged_files.items():
-            os.replace(tmp, final)
-        atomic_write_json(json_path, manifest)
-        _make_readable(json_path)
+        for staged, final in placements:
+            backup = None
+            if os.path.lexists(final):
+                backup = os.path.join(
+                    os.path.dirname(final), f".old-{os.path.basename(final)}-{os.getpid()}"
+                )
+                _remove(backup)
+                os.rename(final, backup)
+            done.append((final, backup))
+            _place(staged, final)
     except BaseException:
-        if placed:
-            shutil.rmtree(final_dir, ignore_errors=True)
-        if previous:
-            os.rename(previous, final_dir)
+        for final, backup in reversed(done):
+            _remove(final)
+            if backup:
+                os.rename(backup, final)
         raise
-    if previous:
-        shutil.rmtree(previous, ignore_errors=True)
-    if not placed:
-        shutil.rmtree(staging, ignore_errors=True)
+    for _, backup in done:
+        if backup:
+            _remove(backup)

@@ -1,0 +1,78 @@
+"""Shared fixtures of the export tests: tiny runs trained in mixed_float16, and their exports.
+
+Every family in `tests.families.TINY` is trained once per session (3 steps, batch 8) and
+exported once through `python -m export`; the tests read what that wrote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from tests.families import REPO, TINY, run_main, tiny_flags
+
+TRAIN_STEPS = 3
+
+
+def run_export(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs `python -m export ARGS` from the repository root."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "TPU_NAME")}
+    return subprocess.run(
+        [sys.executable, "-m", "export", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def train_tiny(tmp_path_factory):
+    """family -> run directory of a tiny run trained with --mixed_precision=mixed_float16."""
+    runs: dict[str, pathlib.Path] = {}
+
+    def train(family: str) -> pathlib.Path:
+        if family not in runs:
+            run_dir = tmp_path_factory.mktemp(f"run-{family}")
+            result = run_main(
+                [
+                    *tiny_flags(family),
+                    f"--model_dir={run_dir}",
+                    f"--train_steps={TRAIN_STEPS}",
+                    "--batch_size=8",
+                    "--mixed_precision=mixed_float16",
+                ]
+            )
+            assert result.returncode == 0, result.stderr[-3000:]
+            runs[family] = run_dir
+        return runs[family]
+
+    return train
+
+
+@dataclasses.dataclass
+class Exported:
+    family: str
+    run_dir: pathlib.Path
+    export_dir: pathlib.Path
+    stdout: str
+    manifest: dict
+
+
+@pytest.fixture(scope="session", params=sorted(TINY))
+def exported(request, train_tiny, tmp_path_factory) -> Exported:
+    """Each family's tiny run exported in every format by the thin main."""
+    family = request.param
+    run_dir = train_tiny(family)
+    export_dir = tmp_path_factory.mktemp(f"export-{family}")
+    result = run_export(f"--model_dir={run_dir}", f"--export_dir={export_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((export_dir / f"{family}.json").read_text())
+    return Exported(family, run_dir, export_dir, result.stdout, manifest)
