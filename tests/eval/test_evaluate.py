@@ -14,7 +14,13 @@ from zoo.data import load_arrays, toy_modes
 from zoo.data.toys import toy_dataset
 from zoo.errors import UsageError
 from zoo.eval.callback import EvalCallback
-from zoo.eval.evaluate import Evaluator, check_evaluable, evaluate_model, generate_samples
+from zoo.eval.evaluate import (
+    Evaluator,
+    check_evaluable,
+    evaluate_model,
+    generate_samples,
+    translation_metrics,
+)
 from zoo.models.gan import VanillaGAN, VanillaGANConfig
 from zoo.train import RunConfig
 
@@ -153,3 +159,16 @@ def test_image_run_evaluates_with_the_cached_classifier(zoo_cache, tmp_path):
         evals = [json.loads(line) for line in f if '"fd"' in line]
     assert [line["step"] for line in evals] == [2]
     assert {"fd", "kid", "precision", "recall", "inception_score"} <= set(evals[0])
+
+
+def test_translation_metrics_of_an_identity_and_a_swap(zoo_cache):
+    images, labels, _ = load_arrays("fashion_mnist", split="test", classes=["trouser", "bag"])
+    x = images.astype(np.float32) / 127.5 - 1.0
+    a, b = x[labels == 1][:200], x[labels == 8][:200]
+    evaluator = Evaluator(RunConfig(dataset="fashion_mnist"))
+    identity = translation_metrics(evaluator, a, b, lambda v: v, lambda v: v, class_b=8)
+    assert identity["cycle_error"] == 0.0
+    assert identity["translation_accuracy"] < 0.5  # trousers are not bags
+    swap = translation_metrics(evaluator, a, b, lambda v: b, lambda v: a, class_b=8)
+    assert swap["cycle_error"] == 0.0 and swap["fd"] == pytest.approx(0.0, abs=1e-3)
+    assert swap["translation_accuracy"] > 0.5 and identity["fd"] > 10 * swap["fd"] + 1.0

@@ -222,6 +222,41 @@ class Evaluator:
         return result
 
 
+def translation_metrics(
+    evaluator: Evaluator,
+    a: np.ndarray,
+    b: np.ndarray,
+    a_to_b: Any,
+    b_to_a: Any,
+    class_b: int | None = None,
+) -> dict[str, float]:
+    """Metrics of an image-to-image model (A → B) for a family's `evaluation_metrics`.
+
+    Args:
+      evaluator: gives the feature network (and the classifier for translation accuracy).
+      a, b: real images of domains A and B in [-1, 1].
+      a_to_b, b_to_a: the two generators, images -> images (numpy or tensors).
+      class_b: the classifier's class of domain B (e.g. the index of `--domain_b`).
+
+    Returns:
+      `cycle_error` (mean |F(G(a)) − a|), `fd` of G(a) against b in the evaluator's
+      features, and `translation_accuracy` (G(a) classified as `class_b`) when the
+      evaluator has a classifier and `class_b` is given.
+    """
+    fake_b = np.asarray(a_to_b(a), np.float32)
+    cycled = np.asarray(b_to_a(fake_b), np.float32)
+    result = {"cycle_error": metrics.cycle_error(a, cycled)}
+    evaluator._load_networks()
+    result["fd"] = metrics.frechet_distance_from_activations(
+        evaluator.extractor.features(b), evaluator.extractor.features(fake_b)
+    )
+    if class_b is not None and evaluator.classifier is not None:
+        result["translation_accuracy"] = metrics.translation_accuracy(
+            evaluator.classifier.probabilities(fake_b), class_b
+        )
+    return result
+
+
 def evaluate_model(
     model: Any,
     rc: Any,
