@@ -186,18 +186,12 @@ def train_classifier(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    rng = np.random.default_rng(seed)
-    for epoch in range(epochs):
-        order = rng.permutation(len(x_train))
-        model.fit(
-            x_train[order],
-            y_train[order],
-            batch_size=batch_size,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            shuffle=False,
-            verbose=verbose,
-        )
+    train = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+    )
+    model.fit(train, epochs=epochs, verbose=verbose)
     logits = model.predict(x_test, batch_size=1000, verbose=0)
     accuracy = float(np.mean(np.argmax(logits, axis=1) == y_test))
     info = {
