@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
             if FLAGS.export_dir:
                 model, rc, step = load_exported(FLAGS.export_dir)
             else:
-                from export.export_lib import load_trained
+                from zoo.train import load_trained
 
                 trained = load_trained(FLAGS.model_dir)
                 model, rc, step = trained.model, trained.run_config, trained.step

@@ -100,17 +100,10 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-    """Parses flags; a bad flag is one line on stderr and exit code 2 (not absl's exit 1)."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-
-
 def run() -> None:
     """Console entry point."""
+    from zoo.cli import parse_flags
+
     app.run(main, flags_parser=parse_flags)
 
 

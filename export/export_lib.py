@@ -29,13 +29,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from export import FLAVOURS, FORMATS, parse_formats
 from zoo import train
-from zoo.core.config import config_from_dict, config_to_dict
+from zoo.core.config import config_to_dict
 from zoo.core.io import read_json
 from zoo.errors import UsageError
 
@@ -56,25 +55,6 @@ SERVING_DEFAULT = "serving_default"
 
 class ExportError(RuntimeError):
     """The export cannot be trusted (conversion, operators or parity failed); nothing written."""
-
-
-@dataclasses.dataclass
-class TrainedRun:
-    """A run's generator rebuilt in float32 with its checkpoint restored.
-
-    Attributes:
-      model: the family's `GAN`, float32, weights from `checkpoint`.
-      run_config: the run's `zoo.train.RunConfig`.
-      saved: the run's whole config JSON.
-      checkpoint: path prefix of the restored checkpoint.
-      step: the training step stored in that checkpoint.
-    """
-
-    model: Any
-    run_config: Any
-    saved: dict[str, Any]
-    checkpoint: str
-    step: int
 
 
 @dataclasses.dataclass
@@ -108,68 +88,6 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(err).__name__
 
 
-@contextlib.contextmanager
-def float32_policy() -> Iterator[None]:
-    """Builds inside use float32 layers (a mixed_float16 generator does not convert)."""
-    previous = keras.mixed_precision.dtype_policy().name
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
-def _checkpoint_path(model_dir: str, checkpoint: str | None) -> str:
-    if checkpoint:
-        if os.path.isdir(checkpoint):
-            path = tf.train.latest_checkpoint(checkpoint)
-            if not path:
-                raise UsageError(f"no checkpoint in {checkpoint}")
-            return path
-        if not os.path.exists(checkpoint + ".index"):
-            raise UsageError(f"no checkpoint at {checkpoint} (no {checkpoint}.index)")
-        return checkpoint
-    directory = os.path.join(model_dir, "checkpoints")
-    path = tf.train.latest_checkpoint(directory)
-    if not path:
-        raise UsageError(f"no checkpoint in {directory}; train the run first")
-    return path
-
-
-def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
-    """Rebuilds a run's model in float32 from its config JSON and restores a checkpoint.
-
-    Args:
-      model_dir: the run directory (holds `config.json` and `checkpoints/`).
-      checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest.
-
-    Raises:
-      UsageError: not a run directory, no checkpoint, or one that cannot be read or does
-        not fit the model.
-    """
-    family, config, saved = train.load_run(model_dir)
-    try:
-        run_config = config_from_dict(train.RunConfig, saved["run"])
-    except (KeyError, TypeError) as err:
-        raise UsageError(f"{model_dir}/{train.CONFIG_FILE} has no valid 'run' section") from err
-    path = _checkpoint_path(model_dir, checkpoint)
-    with float32_policy():
-        try:
-            model = family(config, seed=run_config.seed)
-        except (ValueError, TypeError) as err:
-            raise UsageError(
-                f"{family.family_name} config cannot build: {_first_line(err)}"
-            ) from err
-    try:
-        status = tf.train.Checkpoint(model=model).restore(path)
-        status.assert_existing_objects_matched()
-    except Exception as err:  # corrupt files surface as OpError, IndexError, ValueError, ...
-        raise UsageError(f"cannot restore checkpoint {path}: {_first_line(err)}") from err
-    status.expect_partial()  # optimizers and noise state are for training only
-    return TrainedRun(model, run_config, saved, path, int(model.step.numpy()))
-
-
-# -- signatures and the SavedModel -----------------------------------------------------------
 def _keyword_function(fn: Callable[..., dict], names: list[str]) -> Callable[..., dict]:
     def call(*args: tf.Tensor) -> dict[str, tf.Tensor]:
         return fn(**dict(zip(names, args, strict=True)))
@@ -222,7 +140,7 @@ class ServingModule(tf.Module):
 
 
 def representative_inputs(
-    trained: TrainedRun, signature: Signature, num: int, seed: int
+    trained: train.TrainedRun, signature: Signature, num: int, seed: int
 ) -> dict[str, np.ndarray]:
     """`model.representative_inputs` for one signature, checked against its input specs."""
     inputs = trained.model.representative_inputs(
@@ -286,7 +204,7 @@ def write_warmup_requests(
 
 
 def save_saved_model(
-    trained: TrainedRun, signatures: dict[str, Signature], directory: str, model_name: str
+    trained: train.TrainedRun, signatures: dict[str, Signature], directory: str, model_name: str
 ) -> int:
     """Writes the SavedModel and its warmup requests to `directory`; returns the request count."""
     functions = serving_signature_map(signatures)
@@ -560,7 +478,7 @@ def export(
                 "TFLite parity runs in LiteRT: pip install ai-edge-litert "
                 "(or export only --formats=saved_model)"
             ) from err
-    trained = load_trained(model_dir, checkpoint)
+    trained = train.load_trained(model_dir, checkpoint)
     model = trained.model
     name = name or model.family_name
     _check_name(name)

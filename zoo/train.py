@@ -12,11 +12,12 @@ directly. The layout of a run directory:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import keras
@@ -182,6 +183,93 @@ def resolve_config(rc: RunConfig, overrides: Sequence[str]) -> tuple[type, Any]:
     return family, apply_overrides(family.config_class(), overrides)
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (for one-line user errors)."""
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """A run's generator rebuilt in float32 with its checkpoint restored.
+
+    Attributes:
+      model: the family's `GAN`, float32, weights from `checkpoint`.
+      run_config: the run's `zoo.RunConfig`.
+      saved: the run's whole config JSON.
+      checkpoint: path prefix of the restored checkpoint.
+      step: the training step stored in that checkpoint.
+    """
+
+    model: Any
+    run_config: Any
+    saved: dict[str, Any]
+    checkpoint: str
+    step: int
+
+
+@contextlib.contextmanager
+def float32_policy() -> Iterator[None]:
+    """Builds inside use float32 layers (a mixed_float16 generator does not convert)."""
+    previous = keras.mixed_precision.dtype_policy().name
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _checkpoint_path(model_dir: str, checkpoint: str | None) -> str:
+    if checkpoint:
+        if os.path.isdir(checkpoint):
+            path = tf.train.latest_checkpoint(checkpoint)
+            if not path:
+                raise UsageError(f"no checkpoint in {checkpoint}")
+            return path
+        if not os.path.exists(checkpoint + ".index"):
+            raise UsageError(f"no checkpoint at {checkpoint} (no {checkpoint}.index)")
+        return checkpoint
+    directory = os.path.join(model_dir, "checkpoints")
+    path = tf.train.latest_checkpoint(directory)
+    if not path:
+        raise UsageError(f"no checkpoint in {directory}; train the run first")
+    return path
+
+
+def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
+    """Rebuilds a run's model in float32 from its config JSON and restores a checkpoint.
+
+    Args:
+      model_dir: the run directory (holds `config.json` and `checkpoints/`).
+      checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest.
+
+    Raises:
+      UsageError: not a run directory, no checkpoint, or one that cannot be read or does
+        not fit the model.
+    """
+    family, config, saved = load_run(model_dir)
+    try:
+        run_config = config_from_dict(RunConfig, saved["run"])
+    except (KeyError, TypeError) as err:
+        raise UsageError(f"{model_dir}/{CONFIG_FILE} has no valid 'run' section") from err
+    path = _checkpoint_path(model_dir, checkpoint)
+    with float32_policy():
+        try:
+            model = family(config, seed=run_config.seed)
+        except (ValueError, TypeError) as err:
+            raise UsageError(
+                f"{family.family_name} config cannot build: {first_line(err)}"
+            ) from err
+    try:
+        status = tf.train.Checkpoint(model=model).restore(path)
+        status.assert_existing_objects_matched()
+    except Exception as err:  # corrupt files surface as OpError, IndexError, ValueError, ...
+        raise UsageError(f"cannot restore checkpoint {path}: {first_line(err)}") from err
+    status.expect_partial()  # optimizers and noise state are for training only
+    return TrainedRun(model, run_config, saved, path, int(model.step.numpy()))
+
+
+# -- signatures and the SavedModel -----------------------------------------------------------
 def latest_step(model_dir: str) -> int:
     """Step of the newest checkpoint in a run directory (0 when there is none)."""
     path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))

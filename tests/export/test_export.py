@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from export import FLAVOURS, export_lib
 from tests.export.conftest import TRAIN_STEPS
+from zoo import train
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ TOLERANCE = {"float32": 1e-4, "float16": 2e-2}
 @pytest.fixture(scope="session")
 def trained(exported):
     """The family's model rebuilt in float32 from the run (for its hooks)."""
-    return export_lib.load_trained(str(exported.run_dir))
+    return train.load_trained(str(exported.run_dir))
 
 
 def family_signatures(trained) -> list[str]:
