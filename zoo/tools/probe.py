@@ -46,7 +46,7 @@ def discriminator_features(
     ]
     if not taps:
         raise UsageError(f"discriminator {discriminator.name} has no hidden LeakyReLU layers")
-    extractor = keras.Model(discriminator.inputs, taps)
+    extractor = keras.Model(discriminator.input, taps)
     chunks = []
     for start in range(0, len(images), batch_size):
         outputs = extractor(images[start : start + batch_size], training=False)
