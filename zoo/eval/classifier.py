@@ -191,7 +191,7 @@ def train_classifier(
         .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
     )
-    model.fit(train, epochs=epochs, verbose=verbose)
+    model.fit(train, epochs=epochs, shuffle=False, verbose=verbose)
     logits = model.predict(x_test, batch_size=1000, verbose=0)
     accuracy = float(np.mean(np.argmax(logits, axis=1) == y_test))
     info = {
