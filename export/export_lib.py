@@ -35,7 +35,7 @@ import tensorflow as tf
 from export import FLAVOURS, FORMATS, parse_formats
 from zoo import train
 from zoo.core.config import config_to_dict
-from zoo.core.io import read_json
+from zoo.core.io import read_json, readable_by_all
 from zoo.errors import UsageError
 
 # Max absolute error against the SavedModel that fails an export, per flavour.
@@ -367,21 +367,13 @@ def _check_name(name: str) -> None:
         raise UsageError(f"--name must be a plain file name, got {name!r}")
 
 
-def _make_readable(path: str) -> None:
-    """Gives a temp file or directory (created 0600 / 0700) the usual umask permissions, so a
-    server running as another user (TF Serving in a container) can read the export."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
-
-
 def _write_bytes_staged(directory: str, content: bytes, suffix: str = ".tflite") -> str:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     with os.fdopen(fd, "wb") as f:
         f.write(content)
         f.flush()
         os.fsync(f.fileno())
-    _make_readable(tmp)
+    readable_by_all(tmp)
     return tmp
 
 
@@ -497,7 +489,7 @@ def export(
     per_signature = len(signatures) > 1
     # Hidden (non-numeric) name: TF Serving only loads all-digit version directories.
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_root)
-    _make_readable(staging)
+    readable_by_all(staging)
     staged_files: dict[str, str] = {}  # final path -> staged temp file
     warnings: list[str] = []
     try:

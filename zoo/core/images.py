@@ -9,6 +9,8 @@ import tempfile
 import numpy as np
 from PIL import Image, ImageDraw
 
+from zoo.core.io import readable_by_all
+
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """Maps images in [-1, 1] to uint8 [0, 255]."""
@@ -109,6 +111,7 @@ def save_png(picture: np.ndarray, path: str) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             Image.fromarray(picture).save(f, format="PNG")
+        readable_by_all(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

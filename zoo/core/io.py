@@ -8,6 +8,15 @@ import tempfile
 from typing import Any
 
 
+def readable_by_all(path: str) -> None:
+    """Gives a `mkstemp` file (0600) or `mkdtemp` directory (0700) the mode a plain `open` or
+    `mkdir` would (umask applied), so that TF Serving or a web server running as another user
+    can read what the zoo writes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
+
+
 def atomic_write_text(path: str, text: str) -> None:
     """Writes `text` to `path` through a temporary file in the same directory and a rename."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -18,6 +27,7 @@ def atomic_write_text(path: str, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        readable_by_all(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
