@@ -28,7 +28,12 @@ from zoo import registry
 from zoo.core import losses
 from zoo.core.config import GANConfig
 from zoo.core.gan import GAN, replica_mean
-from zoo.core.layers import ReflectionPadding2D, dcgan_init, maybe_spectral_norm
+from zoo.core.layers import (
+    InstanceNormalization,
+    ReflectionPadding2D,
+    dcgan_init,
+    maybe_spectral_norm,
+)
 from zoo.core.pool import ImageHistoryPool
 from zoo.core.schedules import ConstantThenLinearDecay
 from zoo.errors import UsageError
@@ -151,7 +156,9 @@ def identity_loss(real: tf.Tensor, mapped: tf.Tensor) -> tf.Tensor:
 
 
 def _instance_norm() -> keras.layers.Layer:
-    return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5)
+    # Not GroupNormalization(groups=-1) (the same function): its one MEAN over H × W drifts
+    # in float32 TFLite at 256 px; see `InstanceNormalization`.
+    return InstanceNormalization(epsilon=1e-5)
 
 
 def build_resnet_generator(config: CycleGANConfig, name: str) -> keras.Model:
