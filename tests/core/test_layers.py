@@ -136,3 +136,34 @@ def test_cyclegan_generator_converts_to_builtins_with_parity_at_64_px(tmp_path):
     x = tf.image.resize(rng.uniform(-1.0, 1.0, (2, 4, 4, 3)), [64, 64]).numpy()
     error, _ = tflite_error(generator, x.astype(np.float32), tmp_path / "saved")
     assert error < 1e-4, error
+
+
+def test_fused_batch_norm_equals_keras_batch_norm():
+    from zoo.core.layers import FusedBatchNormalization
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2.0, 3.0, size=(6, 5, 4, 3)).astype("float32"))
+    fused = FusedBatchNormalization(momentum=0.9, epsilon=1e-5)
+    plain = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    fused.build(x.shape)
+    plain.build(x.shape)
+    for layer in (fused, plain):
+        layer.gamma.assign(rng.normal(1.0, 0.1, 3).astype("float32"))
+    plain.gamma.assign(fused.gamma)
+    outputs, grads = [], []
+    for layer in (fused, plain):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.range(3, dtype=tf.float32))
+        outputs.append(y.numpy())
+        grads.append([g.numpy() for g in tape.gradient(loss, [x, layer.gamma, layer.beta])])
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
+    for a, b in zip(grads[0], grads[1], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-5
+    )
+    # Inference uses the moving statistics, as Keras does.
+    np.testing.assert_allclose(fused(x, training=False), plain(x, training=False), atol=1e-5)

