@@ -446,6 +446,56 @@ class CycleGAN(GAN):
             )
         return self._picture_images[key]
 
+    # -- evaluation -------------------------------------------------------------------------
+    def evaluation_metrics(self, evaluator: Any, num_samples: int, seed: int = 0) -> dict:
+        """Translation metrics both ways on real test images of the two domains.
+
+        `zoo.eval.evaluate.translation_metrics` for A → B (G, cycled back by F) and for B → A
+        (F, cycled back by G), keys prefixed `a_to_b_` and `b_to_a_`: `cycle_error`, `fd`
+        against the target domain's real images, and `translation_accuracy` when the
+        evaluator has a classifier and the target domain is one class of it.
+
+        Args:
+          evaluator: a `zoo.eval.evaluate.Evaluator` (its run config names the domains).
+          num_samples: images per domain, at most the domain's test images on the datasets
+            the zoo classifier knows (1000 per Fashion-MNIST class).
+          seed: which fixed set of real images.
+        """
+        from zoo.eval.evaluate import translation_metrics
+
+        rc = evaluator.rc
+        num = num_samples
+        targets: dict[str, int | None] = {"a": None, "b": None}
+        if evaluator.classifier is not None:  # a labelled in-memory dataset
+            from zoo.data import load_arrays
+
+            for side, domain in (("a", rc.domain_a), ("b", rc.domain_b)):
+                images, labels, _ = load_arrays(
+                    rc.dataset, split="test", data_dir=rc.data_dir, classes=domain.split(",")
+                )
+                num = min(num, len(images))
+                if len(set(labels.tolist())) == 1:
+                    targets[side] = int(labels[0])
+        a, b = self.real_images(num, rc, seed)
+
+        def translator(network: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
+            def translate(images: np.ndarray) -> np.ndarray:
+                parts = [
+                    np.asarray(tf.cast(network(images[i : i + 250], training=False), tf.float32))
+                    for i in range(0, len(images), 250)
+                ]
+                return np.concatenate(parts)
+
+            return translate
+
+        g, f = translator(self.generator_ab), translator(self.generator_ba)
+        forward = translation_metrics(evaluator, a, b, g, f, targets["b"])
+        backward = translation_metrics(evaluator, b, a, f, g, targets["a"])
+        return {
+            **{f"a_to_b_{k}": v for k, v in forward.items()},
+            **{f"b_to_a_{k}": v for k, v in backward.items()},
+        }
+
     # -- sampling and export ----------------------------------------------------------------
     def sample_inputs(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Stand-in inputs of G without data (smooth random images); prefer `real_images`."""
