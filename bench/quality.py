@@ -33,9 +33,7 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "dcgan", ["dcgan", "gan", "cyclegan"], "Family to train.")
-flags.DEFINE_string(
-    "dataset", "", "Dataset (default fashion_mnist; ring8 for gan; ring8 or grid25 for gan)."
-)
+flags.DEFINE_string("dataset", "", "Dataset (default fashion_mnist; for gan ring8, or grid25).")
 flags.DEFINE_integer("train_steps", 3000, "Training steps (the CPU budget).")
 flags.DEFINE_integer("batch_size", 0, "Batch size (default 64; 1 for cyclegan, the paper's).")
 flags.DEFINE_integer("image_size", 0, "Image side (default 28 for dcgan, 32 for cyclegan).")
