@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from zoo.core.io import readable_by_all
+from zoo.core.io import atomic_path
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -105,18 +103,8 @@ def render_samples(samples: np.ndarray, centres: np.ndarray | None = None) -> np
 
 def save_png(picture: np.ndarray, path: str) -> None:
     """Writes a uint8 picture to `path` atomically (temporary file, then rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(picture).save(f, format="PNG")
-        readable_by_all(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(picture).save(tmp, format="PNG")
 
 
 def line_plot(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -17,22 +19,31 @@ def readable_by_all(path: str) -> None:
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    """Writes `text` to `path` through a temporary file in the same directory and a rename."""
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
+    """Yields a temporary path beside `path`; on success it is renamed onto `path` (readable
+    by all, as a plain `open` would make it), on failure it is removed. Readers of `path` see
+    the old file or the complete new one, never half of one."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         readable_by_all(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Writes `text` to `path` through a temporary file in the same directory and a rename."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_write_json(path: str, value: Any) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -30,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.core.io import atomic_write_json, read_json
+from zoo.core.io import atomic_path, atomic_write_json, read_json
 from zoo.errors import UsageError
 
 CLASSIFIER_DATASETS = ("fashion_mnist", "mnist")
@@ -116,17 +115,8 @@ def _load_split(
 
 
 def _save_model_atomically(model: keras.Model, path: str) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def train_classifier(
