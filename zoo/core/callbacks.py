@@ -19,6 +19,35 @@ from zoo.core.checkpoint import RunCheckpoint
 from zoo.core.images import save_png
 
 
+def write_metrics(
+    path: str | None,
+    writer: tf.summary.SummaryWriter | None,
+    step: int,
+    values: dict[str, Any],
+    prefix: str = "",
+) -> dict[str, Any]:
+    """Appends `{"step", "time", **values}` to `metrics.jsonl` (non-finite floats as null) and
+    writes the numeric values as TensorBoard scalars named `prefix + key`; returns the record."""
+    record = {
+        "step": step,
+        "time": time.time(),
+        **{
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in values.items()
+        },
+    }
+    if path is not None:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    if writer is not None:
+        with writer.as_default():
+            for name, value in values.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    tf.summary.scalar(prefix + name, value, step=step)
+        writer.flush()
+    return record
+
+
 class StepCallback(keras.callbacks.Callback):
     """Tracks the global training step (the model's step at the start plus batches run)."""
 
@@ -196,23 +225,7 @@ class MetricsCallback(StepCallback):
         elapsed = time.perf_counter() - self._window_start
         if self._window_steps and elapsed > 0:
             values["steps_per_sec"] = self._window_steps / elapsed
-        record = {"step": step, "time": time.time(), **values}
-        if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(
-                    json.dumps(
-                        {
-                            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                            for k, v in record.items()
-                        }
-                    )
-                    + "\n"
-                )
-        if self.writer is not None:
-            with self.writer.as_default():
-                for name, value in values.items():
-                    tf.summary.scalar(name, value, step=step)
-            self.writer.flush()
+        write_metrics(self.path, self.writer, step, values)
         if self._print:
             shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
             print(f"step {step}/{self.total_steps} {shown}", flush=True)

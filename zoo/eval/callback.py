@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import math
 import sys
-import time
 
 import tensorflow as tf
 
-from zoo.core.callbacks import StepCallback
+from zoo.core.callbacks import StepCallback, write_metrics
 from zoo.eval.evaluate import Evaluator
 
 
@@ -56,23 +53,7 @@ class EvalCallback(StepCallback):
     def evaluate(self, step: int) -> dict:
         """Evaluates the model now and records the result as the metrics of `step`."""
         values = self.evaluator(self.model, self.num_samples, self.seed)
-        record = {
-            "step": step,
-            "time": time.time(),
-            **{
-                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in values.items()
-            },
-        }
-        if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            with self.writer.as_default():
-                for name, value in values.items():
-                    if isinstance(value, (int, float)):
-                        tf.summary.scalar(f"eval/{name}", value, step=step)
-            self.writer.flush()
+        record = write_metrics(self.path, self.writer, step, values, prefix="eval/")
         if self._print:
             shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
             print(f"eval step {step}: {shown}", flush=True)
