@@ -18,3 +18,8 @@ __all__ = [
     "resolve_classes",
     "toy_modes",
 ]
+
+# Text-to-image data: captions and precomputed embeddings.
+from zoo.data.text import CaptionArrays, load_caption_arrays, make_text_dataset
+
+__all__ += ["CaptionArrays", "load_caption_arrays", "make_text_dataset"]
