@@ -136,15 +136,15 @@ def _gray(images: np.ndarray) -> np.ndarray:
     array = np.asarray(images)
     if array.dtype.kind not in "uif":
         raise UsageError(f"images must be numbers on the 0..255 scale, got dtype {array.dtype}")
+    if array.dtype.kind == "f" and array.size and float(array.min()) < 0:
+        raise UsageError(
+            "images must be on the 0..255 scale; convert [-1, 1] images with (x + 1) * 127.5"
+        )
     if array.ndim == 3:
         return array.astype(np.float32)
     if array.ndim != 4 or array.shape[-1] not in (1, 2, 3, 4):
         raise UsageError(
             f"images must be [N, H, W] or [N, H, W, C] with 1 to 4 channels, got {array.shape}"
-        )
-    if array.dtype.kind == "f" and array.size and float(array.min()) < 0:
-        raise UsageError(
-            "images must be on the 0..255 scale; convert [-1, 1] images with (x + 1) * 127.5"
         )
     x = array.astype(np.float32)
     if x.shape[-1] in (2, 4):  # Drop alpha.
@@ -255,10 +255,9 @@ def make_captions(
     n = len(labels)
     # Every draw is made up front, one row per image, so an image's captions depend only
     # on (seed, its index, its class and attributes).
-    rng = np.random.default_rng(seed)
-    first_kind = rng.integers(0, len(_KINDS), n)
-    start_keys = rng.random((n, len(_KINDS)))
-    stride_keys = rng.random((n, len(_KINDS)))
+    keys = np.random.default_rng(seed).random((n, 1 + 2 * len(_KINDS)))
+    first_kind = (keys[:, 0] * len(_KINDS)).astype(np.int64)
+    start_keys, stride_keys = np.split(keys[:, 1:], 2, axis=1)
     nouns = [class_nouns(name) for name in class_names]
     combo = (labels.astype(np.int64) * 2 + attributes["brightness"]) * 2 + attributes["size"]
     slot_kind = (np.arange(per_image)[None, :] + first_kind[:, None]) % len(_KINDS)
