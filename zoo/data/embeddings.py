@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import os
 import pickle
 import struct
@@ -394,38 +395,45 @@ def load_embedding_arrays(
 
 
 def main(argv: Sequence[str]) -> int:
-    """`python -m zoo.data.embeddings --pickle=... --out=...`: StackGAN pickles -> npz."""
+    """`python -m zoo.data.embeddings --pickle=... --out=...`: StackGAN pickles -> npz.
+
+    Its flags live in their own `FlagValues`, so calling it never touches the global
+    flags other mains define. Returns the exit code (2 with one line for bad input).
+    """
     from absl import flags
 
-    from zoo.cli import fail, parse_flags
+    from zoo.cli import fail
 
-    flags.DEFINE_string("pickle", None, "char-CNN-RNN-embeddings.pickle to convert.")
-    flags.DEFINE_string("filenames", None, "filenames.pickle (default: the one beside --pickle).")
-    flags.DEFINE_string(
-        "class_info", None, "class_info.pickle (default: the one beside --pickle, if any)."
-    )
-    flags.DEFINE_string("images_dir", None, "Images folder stored in the npz.")
-    flags.DEFINE_string("out", None, "The .npz to write.")
-    parse_flags(list(argv))
-    f = flags.FLAGS
-    if not f.pickle or not f.out:
+    flag_values = flags.FlagValues()
+    define = functools.partial(flags.DEFINE_string, flag_values=flag_values)
+    define("pickle", None, "char-CNN-RNN-embeddings.pickle to convert.")
+    define("filenames", None, "filenames.pickle (default: the one beside --pickle).")
+    define("class_info", None, "class_info.pickle (default: the one beside --pickle, if any).")
+    define("images_dir", None, "Images folder stored in the npz (relative to the npz).")
+    define("out", None, "The .npz to write.")
+    try:
+        flag_values(list(argv))
+    except flags.Error as e:
+        return fail(str(e))
+    if not flag_values.pickle or not flag_values.out:
         return fail("--pickle and --out are required")
-    folder = os.path.dirname(os.path.abspath(f.pickle))
-    class_info = f.class_info
+    folder = os.path.dirname(os.path.abspath(flag_values.pickle))
+    class_info = flag_values.class_info
     if class_info is None and os.path.isfile(os.path.join(folder, "class_info.pickle")):
         class_info = os.path.join(folder, "class_info.pickle")
     try:
         out = convert_stackgan_pickles(
-            f.pickle,
-            f.filenames or os.path.join(folder, "filenames.pickle"),
-            f.out,
+            flag_values.pickle,
+            flag_values.filenames or os.path.join(folder, "filenames.pickle"),
+            flag_values.out,
             class_info_pickle=class_info,
-            images_dir=f.images_dir,
+            images_dir=flag_values.images_dir,
         )
+        with np.load(out) as written:
+            shape = written["embeddings"].shape
     except UsageError as e:
         return fail(str(e))
-    with np.load(out) as written:
-        print(f"wrote {out}: embeddings {written['embeddings'].shape}")
+    print(f"wrote {out}: embeddings {shape}")
     return 0
 
 
