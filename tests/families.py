@@ -20,6 +20,10 @@ TINY: dict[str, tuple[str, tuple[str, ...]]] = {
         "fashion_mnist",
         ("image_size=16", "generator_filters=8", "discriminator_filters=8"),
     ),
+    "cgan": (
+        "fashion_mnist",
+        ("image_size=16", "generator_filters=8", "discriminator_filters=8", "embedding_dim=4"),
+    ),
     "cyclegan": (
         "fashion_mnist",
         (

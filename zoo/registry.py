@@ -18,6 +18,7 @@ T = TypeVar("T", bound=type)
 FAMILY_MODULES: dict[str, str] = {
     "gan": "zoo.models.gan",
     "dcgan": "zoo.models.dcgan",
+    "cgan": "zoo.models.cgan",
     "cyclegan": "zoo.models.cyclegan",
 }
 

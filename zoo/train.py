@@ -288,7 +288,7 @@ def _adapt_to_data(family: type, config: Any, info: zoo_data.DatasetInfo) -> Any
         return dataclasses.replace(config, data_dim=info.shape[0])
     if getattr(config, "data_dim", 0):
         raise UsageError(f"data_dim={config.data_dim} is for toy data; {info.name} holds images")
-    return config
+    return family.adapt_config(config, info)
 
 
 def build_model(family: type, config: Any, rc: RunConfig, strategy: tf.distribute.Strategy) -> Any:

@@ -116,8 +116,31 @@ class GAN(keras.Model):
         return (c.image_size, c.image_size, c.channels)
 
     def discriminate(self, x: tf.Tensor, training: bool = True) -> tf.Tensor:
-        """Discriminator logits for a batch; families that transform D's input override it."""
+        """Discriminator logits for a batch; families that transform D's input override it.
+
+        Conditional families take the batch's condition too, as `condition=` (see
+        `unpack_batch`); the shared steps pass it only when there is one.
+        """
         return self.discriminator(x, training=training)
+
+    def discriminate_given(self, condition: Any) -> Callable[[Any], tf.Tensor]:
+        """D in training mode as a function of its input alone, the condition bound."""
+        if condition is None:
+            return lambda x: self.discriminate(x, training=True)
+        return lambda x: self.discriminate(x, training=True, condition=condition)
+
+    def unpack_batch(self, data: Any) -> tuple[Any, Any]:
+        """(real data, condition) of a training batch; the condition is None when unconditional.
+
+        The default drops labels; class-conditional families return them as the condition.
+        """
+        real, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return real, None
+
+    def fake_batch(self, batch_size: tf.Tensor, condition: Any = None) -> tf.Tensor:
+        """G's output in training mode on fresh noise (and the condition, when there is one)."""
+        del condition
+        return self.generator(self.noise(batch_size), training=True)
 
     # -- randomness -------------------------------------------------------------------------
     def normal(self, shape: Sequence[Any]) -> tf.Tensor:
@@ -228,12 +251,14 @@ class GAN(keras.Model):
         logs["d_loss"] = replica_mean(loss)
         return loss, logs
 
-    def discriminator_update(self, real: Any, fake: Any) -> dict[str, tf.Tensor]:
+    def discriminator_update(
+        self, real: Any, fake: Any, condition: Any = None
+    ) -> dict[str, tf.Tensor]:
         """One discriminator step on a real and a generated batch (G receives no gradient)."""
         fake = tf.nest.map_structure(tf.stop_gradient, fake)
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
-            loss, logs = self.discriminator_loss(real, fake)
+            loss, logs = self.discriminator_loss(real, fake, self.discriminate_given(condition))
         self.apply_update(self.d_optimizer, tape, loss, variables)
         return logs
 
@@ -241,7 +266,10 @@ class GAN(keras.Model):
         """Splits a step's batch (d_steps fresh minibatches stacked) into d_steps parts."""
         if self.d_steps == 1:
             return [data]
-        leaves = [tf.split(leaf, self.d_steps) for leaf in tf.nest.flatten(data)]
+        leaves = [
+            [leaf] * self.d_steps if leaf is None else tf.split(leaf, self.d_steps)
+            for leaf in tf.nest.flatten(data)
+        ]
         return [
             tf.nest.pack_sequence_as(data, [parts[i] for parts in leaves])
             for i in range(self.d_steps)
@@ -267,21 +295,20 @@ class GAN(keras.Model):
         return results
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
-        real, _, _ = keras.utils.unpack_x_y_sample_weight(data)  # labels are unused here
-        reals = self.split_for_d_steps(real)
-        batch_size = tf.shape(tf.nest.flatten(reals[0])[0])[0]
+        parts = self.split_for_d_steps(self.unpack_batch(data))
+        batch_size = tf.shape(tf.nest.flatten(parts[0][0])[0])[0]
         logs: dict[str, tf.Tensor] = {}
-        for real in reals[:-1]:
-            fake = self.generator(self.noise(batch_size), training=True)
-            self.discriminator_update(real, fake)
+        for real, condition in parts[:-1]:
+            self.discriminator_update(real, self.fake_batch(batch_size, condition), condition)
+        real, condition = parts[-1]
         # 1. G forward once, recorded on G's tape; 2. D's update on that batch (G's tape is
         # paused, D has its own); 3. G's loss through the updated D, on the same tape.
         tape = tf.GradientTape()
         with tape:
-            fake = self.generator(self.noise(batch_size), training=True)
-        logs.update(self.discriminator_update(reals[-1], fake))
+            fake = self.fake_batch(batch_size, condition)
+        logs.update(self.discriminator_update(real, fake, condition))
         with tape:
-            fake_logits = self.discriminate(fake, training=True)
+            fake_logits = self.discriminate_given(condition)(fake)
             g_loss = losses.global_batch_mean(self.loss_spec.generator(fake_logits))
         self.apply_update(self.g_optimizer, tape, g_loss, self.generator.trainable_variables)
         logs["g_loss"] = replica_mean(g_loss)
@@ -321,6 +348,13 @@ class GAN(keras.Model):
             channels=None if toy else config.channels,
             classes=list(rc.classes) or None,
         )
+
+    @classmethod
+    def adapt_config(cls, config: GANConfig, info: Any) -> GANConfig:
+        """Fills data-dependent config fields from the training data's `DatasetInfo` (e.g. the
+        number of classes); the driver saves the result, so the config alone rebuilds G."""
+        del info
+        return config
 
     def representative_inputs(
         self, num: int, seed: int = 0, rc: Any = None, signature: str | None = None

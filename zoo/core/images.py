@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -46,6 +47,30 @@ def image_grid(
         top, left = padding + r * (h + padding), padding + c * (w + padding)
         grid[top : top + h, left : left + w] = image
     return grid
+
+
+def label_rows(grid: np.ndarray, labels: Sequence[str], rows: int, padding: int = 2) -> np.ndarray:
+    """Adds a white margin on the left of an `image_grid` with one text label per row.
+
+    Args:
+      grid: the uint8 RGB grid (as `image_grid` returns it, with `rows` rows of tiles).
+      labels: one label per row (e.g. the class names of a class-conditional grid).
+      rows: number of tile rows in the grid.
+      padding: the grid's padding between tiles.
+
+    Returns:
+      The labelled picture, uint8 RGB.
+    """
+    if len(labels) != rows:
+        raise ValueError(f"{len(labels)} labels for {rows} rows")
+    width = 8 + 7 * max((len(label) for label in labels), default=0)
+    canvas = Image.new("RGB", (width + grid.shape[1], grid.shape[0]), "white")
+    canvas.paste(Image.fromarray(grid), (width, 0))
+    draw = ImageDraw.Draw(canvas)
+    tile = (grid.shape[0] - padding) / rows
+    for row, label in enumerate(labels):
+        draw.text((4, row * tile + tile / 2 - 4), label, fill=(0, 0, 0))
+    return np.asarray(canvas)
 
 
 def scatter_plot(

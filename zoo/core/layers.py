@@ -211,3 +211,44 @@ class InstanceNormalization(keras.layers.Layer):
             "beta_initializer": keras.initializers.serialize(self.beta_initializer),
             "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),
         }
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SpatialTile(keras.layers.Layer):
+    """Replicates a vector [B, D] over a height x width grid: [B, height, width, D].
+
+    How a condition (a one-hot label, a text embedding) meets image features in conditional
+    discriminators (Mirza & Osindero 2014; Reed et al. 2016). Lowers to TFLite's builtin TILE.
+    """
+
+    def __init__(self, height: int, width: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.height, self.width = int(height), int(width)
+
+    def call(self, inputs):
+        x = keras.ops.expand_dims(keras.ops.expand_dims(inputs, 1), 1)
+        return keras.ops.tile(x, [1, self.height, self.width, 1])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class OneHot(keras.layers.Layer):
+    """Integer labels [B] to one-hot float vectors [B, num_classes] (TFLite's ONE_HOT)."""
+
+    def __init__(self, num_classes: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.num_classes = int(num_classes)
+
+    def call(self, inputs):
+        return keras.ops.one_hot(keras.ops.cast(inputs, "int32"), self.num_classes)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.num_classes)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}

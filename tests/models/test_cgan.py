@@ -1,0 +1,140 @@
+"""cgan: the label reaches both players, the projection head is what it claims, serving checks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo.data.dataset import DatasetInfo
+from zoo.errors import UsageError
+from zoo.models.cgan import CGAN, CGANConfig
+
+NAMES = ("t-shirt", "trouser", "pullover", "dress")
+
+
+def tiny(**changes) -> CGAN:
+    config = CGANConfig(
+        image_size=16,
+        generator_filters=8,
+        discriminator_filters=8,
+        embedding_dim=4,
+        num_classes=4,
+        class_names=NAMES,
+    )
+    return CGAN(dataclasses.replace(config, **changes), seed=1)
+
+
+@pytest.mark.parametrize("conditioning", ["projection", "concat"])
+def test_shapes_dtypes_and_the_label_changes_both_players(conditioning):
+    model = tiny(conditioning=conditioning)
+    z = tf.random.stateless_normal((4, 100), seed=(1, 2))
+    same = tf.zeros([4], tf.int32)
+    images = model.generator([z, same], training=False)
+    assert images.shape == (4, 16, 16, 1) and images.dtype == tf.float32
+    assert float(tf.reduce_max(tf.abs(images))) <= 1.0
+    other = model.generator([z, tf.constant([0, 1, 2, 3])], training=False)
+    assert np.allclose(images[0], other[0]) and not np.allclose(images[1:], other[1:])
+
+    logits = model.discriminate(images, training=False, condition=same)
+    assert logits.shape == (4, 1) and logits.dtype == tf.float32
+    relabelled = model.discriminate(images, training=False, condition=same + 1)
+    assert not np.allclose(logits, relabelled)
+
+
+def test_projection_logit_is_psi_plus_the_label_embedding_dot_the_features():
+    """logit(x, y1) − logit(x, y2) = ⟨e(y1) − e(y2), φ(x)⟩ (Miyato & Koyama 2018, eq. 3)."""
+    model = tiny(conditioning="projection")
+    d = model.discriminator
+    pooled = next(
+        layer for layer in d.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)
+    )
+    features = keras.Model(d.inputs, pooled.output)
+    embeddings = d.get_layer("projection").embeddings.numpy()
+    x = tf.random.stateless_uniform((3, 16, 16, 1), seed=(3, 4), minval=-1, maxval=1)
+    y1, y2 = tf.constant([0, 1, 2]), tf.constant([3, 3, 0])
+    difference = model.discriminate(x, False, condition=y1) - model.discriminate(
+        x, False, condition=y2
+    )
+    phi = features([x, y1], training=False).numpy()
+    expected = np.sum((embeddings[y1.numpy()] - embeddings[y2.numpy()]) * phi, axis=1)
+    np.testing.assert_allclose(difference.numpy()[:, 0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_mixed_precision_outputs_stay_float32():
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        for conditioning in ("projection", "concat"):
+            model = tiny(conditioning=conditioning)
+            z, y = tf.zeros((2, 100)), tf.constant([1, 2])
+            images = model.generator([z, y], training=False)
+            assert images.dtype == tf.float32
+            assert model.discriminate(images, False, condition=y).dtype == tf.float32
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_a_few_steps_train_both_players_with_the_labels():
+    model = tiny()
+    model.compile(train_steps=2)
+    x = tf.random.stateless_uniform((8, 16, 16, 1), seed=(5, 6), minval=-1, maxval=1)
+    y = tf.constant(np.arange(8) % 4, tf.int32)
+    before = [v.numpy().copy() for v in model.generator.trainable_variables]
+    embedding_before = model.generator.get_layer("label_embedding").embeddings.numpy().copy()
+    history = model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(), steps_per_epoch=2, verbose=0)
+    assert all(np.isfinite(history.history[k][-1]) for k in ("d_loss", "g_loss"))
+    after = model.generator.trainable_variables
+    assert all(not np.array_equal(b, a.numpy()) for b, a in zip(before, after, strict=True))
+    assert not np.array_equal(
+        embedding_before, model.generator.get_layer("label_embedding").embeddings.numpy()
+    )
+
+
+def test_config_is_adapted_to_the_data_and_checked():
+    info = DatasetInfo("fashion_mnist", "image", (28, 28, 1), 10, list(NAMES))
+    adapted = CGAN.adapt_config(CGANConfig(), info)
+    assert adapted.num_classes == 4 and adapted.class_names == NAMES
+    assert CGAN.adapt_config(adapted, info) == adapted  # a resumed run's saved config
+    with pytest.raises(UsageError, match="num_classes=3 but fashion_mnist has 4"):
+        CGAN.adapt_config(CGANConfig(num_classes=3), info)
+    with pytest.raises(UsageError, match="needs a labelled dataset"):
+        CGAN.adapt_config(CGANConfig(), DatasetInfo("folder:x", "image", (8, 8, 1), 5, None))
+    with pytest.raises(UsageError, match="conditioning must be one of"):
+        CGANConfig(conditioning="film")
+    with pytest.raises(UsageError, match="num_classes >= 1"):
+        CGAN(CGANConfig())
+
+
+def test_sample_inputs_cycle_through_the_classes_and_the_picture_has_a_row_per_class():
+    model = tiny()
+    inputs = model.sample_inputs(6)
+    assert inputs["label"].tolist() == [0, 1, 2, 3, 0, 1] and inputs["label"].dtype == np.int32
+    full = model.sample_picture(16)
+    assert full.ndim == 3 and full.shape[2] == 3
+
+    class Run:
+        classes = ("trouser", "dress")
+
+    kept = model.sample_picture(16, rc=Run())
+    # 4 rows of 64-px tiles (+2 px padding) against 2 rows: the grid follows the classes kept.
+    assert full.shape[0] == 4 * 66 + 2 and kept.shape[0] == 2 * 66 + 2
+    assert full[:, :20].min() < 128  # the row labels are drawn in the left margin
+
+
+def test_serving_signature_rejects_out_of_range_labels():
+    model = tiny()
+    fn, specs = model.serving_signatures()["serving_default"]
+    assert {k: (s.dtype, s.shape.as_list()) for k, s in specs.items()} == {
+        "z": (tf.float32, [None, 100]),
+        "label": (tf.int32, [None]),
+    }
+    serve = tf.function(fn, input_signature=[specs["z"], specs["label"]])
+    z = tf.zeros((2, 100))
+    assert serve(z, tf.constant([0, 3]))["images"].shape == (2, 16, 16, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="label must be < num_classes=4"):
+        serve(z, tf.constant([0, 4]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="label must be >= 0"):
+        serve(z, tf.constant([-1, 0]))

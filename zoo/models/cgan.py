@@ -1,0 +1,214 @@
+"""Class-conditional GAN: DCGAN networks told which class to draw (and judge).
+
+G joins a learned embedding of the label to z before the projection (Mirza & Osindero, 2014).
+D is conditioned either by concatenation (the label, one-hot, replicated over the image and
+stacked with its channels, as Mirza & Osindero) or by a projection head (Miyato & Koyama,
+2018): logit = ψ(φ(x)) + ⟨embed(y), φ(x)⟩, with φ(x) D's pooled last feature map.
+The game is the shared one; fake images are drawn for the labels of the real batch, so both
+players see the data's class frequencies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import registry
+from zoo.core.gan import GAN
+from zoo.core.layers import OneHot, SpatialTile, maybe_spectral_norm
+from zoo.core.networks import (
+    ConvNetConfig,
+    dcgan_discriminator_trunk,
+    dcgan_generator_trunk,
+    dcgan_logits,
+)
+from zoo.errors import UsageError
+
+CONDITIONINGS = ("projection", "concat")
+
+
+@dataclasses.dataclass
+class CGANConfig(ConvNetConfig):
+    """DCGAN's networks at 32 px with a label in both players.
+
+    Attributes:
+      num_classes: number of labels; 0 takes the training data's number of classes.
+      class_names: names of the labels (filled from the data; row labels of sample grids).
+      embedding_dim: size of the label embedding joined to z in G.
+      conditioning: how D sees the label: `projection` (Miyato & Koyama 2018) or `concat`
+        (one-hot label maps stacked with the image channels, Mirza & Osindero 2014).
+    """
+
+    latent_dim: int = 100
+    image_size: int = 32
+    channels: int = 1
+    loss: str = "non_saturating"
+    num_classes: int = 0
+    class_names: tuple[str, ...] = ()
+    embedding_dim: int = 50
+    conditioning: str = "projection"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.conditioning not in CONDITIONINGS:
+            raise UsageError(
+                f"conditioning must be one of {', '.join(CONDITIONINGS)}, got {self.conditioning!r}"
+            )
+        if self.class_names and len(self.class_names) != self.num_classes:
+            raise UsageError(f"{len(self.class_names)} class_names for {self.num_classes} classes")
+
+
+@registry.register("cgan")
+class CGAN(GAN):
+    """Class-conditional DCGAN; the shared `train_step` with labels as the condition."""
+
+    config_class = CGANConfig
+
+    def __init__(self, config: CGANConfig, *, seed: int = 0, **kwargs: Any) -> None:
+        if config.num_classes < 1:
+            raise UsageError("cgan needs num_classes >= 1 (train on a labelled dataset)")
+        super().__init__(config, seed=seed, **kwargs)
+
+    @classmethod
+    def adapt_config(cls, config: CGANConfig, info: Any) -> CGANConfig:
+        """Takes the number and names of classes from the data (original class indices)."""
+        names = tuple(info.class_names or ())
+        if not names:
+            raise UsageError(f"cgan needs a labelled dataset; {info.name} has no classes")
+        if config.num_classes not in (0, len(names)):
+            raise UsageError(f"num_classes={config.num_classes} but {info.name} has {len(names)}")
+        return dataclasses.replace(config, num_classes=len(names), class_names=names)
+
+    @classmethod
+    def training_dataset(
+        cls, rc: Any, config: CGANConfig, *, batch_size: int, start_step: int
+    ) -> tuple[tf.data.Dataset, Any]:
+        """(images, labels) batches of `rc.dataset`."""
+        from zoo import data as zoo_data
+
+        return zoo_data.make_dataset(
+            rc.dataset,
+            batch_size=batch_size,
+            seed=rc.seed,
+            start_step=start_step,
+            data_dir=rc.data_dir,
+            image_size=config.image_size,
+            channels=config.channels,
+            classes=list(rc.classes) or None,
+            with_labels=True,
+        )
+
+    # -- networks ---------------------------------------------------------------------------
+    def build_generator(self) -> keras.Model:
+        c = self.config
+        z = keras.Input((c.latent_dim,), name="z")
+        label = keras.Input((), dtype="int32", name="label")
+        embedded = keras.layers.Embedding(c.num_classes, c.embedding_dim, name="label_embedding")(
+            label
+        )
+        x = keras.layers.Concatenate()([z, embedded])
+        return keras.Model([z, label], dcgan_generator_trunk(x, c), name="generator")
+
+    def build_discriminator(self) -> keras.Model:
+        c = self.config
+        images = keras.Input((c.image_size, c.image_size, c.channels), name="images")
+        label = keras.Input((), dtype="int32", name="label")
+        if c.conditioning == "concat":
+            maps = SpatialTile(c.image_size, c.image_size)(OneHot(c.num_classes)(label))
+            x = keras.layers.Concatenate()([images, maps])
+            logits = dcgan_logits(dcgan_discriminator_trunk(x, c), c)
+        else:
+            features = dcgan_discriminator_trunk(images, c)
+            pooled = keras.layers.GlobalAveragePooling2D(dtype="float32")(features)
+            embedded = maybe_spectral_norm(
+                keras.layers.Embedding(
+                    c.num_classes, pooled.shape[-1], dtype="float32", name="projection"
+                ),
+                c.spectral_norm,
+            )(label)
+            projection = keras.layers.Dot(axes=1, dtype="float32")([embedded, pooled])
+            logits = keras.layers.Add(dtype="float32")([dcgan_logits(features, c), projection])
+        return keras.Model([images, label], logits, name="discriminator")
+
+    # -- the game's hooks -------------------------------------------------------------------
+    def unpack_batch(self, data: Any) -> tuple[tf.Tensor, tf.Tensor]:
+        images, labels = data
+        return images, tf.cast(labels, tf.int32)
+
+    def fake_batch(self, batch_size: tf.Tensor, condition: Any = None) -> tf.Tensor:
+        return self.generator([self.noise(batch_size), condition], training=True)
+
+    def discriminate(
+        self, x: tf.Tensor, training: bool = True, condition: tf.Tensor | None = None
+    ) -> tf.Tensor:
+        if condition is None:
+            raise ValueError("cgan's discriminator needs the labels (condition=)")
+        return self.discriminator([x, condition], training=training)
+
+    # -- sampling and export ----------------------------------------------------------------
+    def sample_inputs(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """z ~ N(0, I) and labels cycling through the classes (0, 1, ..., K-1, 0, ...)."""
+        inputs = super().sample_inputs(num, seed)
+        inputs["label"] = (np.arange(num) % self.config.num_classes).astype("int32")
+        return inputs
+
+    def generate(self, inputs: dict[str, Any]) -> tf.Tensor:
+        z = tf.convert_to_tensor(inputs["z"], tf.float32)
+        label = tf.convert_to_tensor(inputs["label"], tf.int32)
+        return tf.cast(self.generator([z, label], training=False), tf.float32)
+
+    def sample_picture(
+        self, num: int, rc: Any = None, centres: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One row per class (the trained ones when `--classes` kept some), labelled by name."""
+        from zoo.core.images import image_grid, label_rows
+        from zoo.data import resolve_classes
+
+        del centres
+        c = self.config
+        names = list(c.class_names) or [str(i) for i in range(c.num_classes)]
+        classes = list(range(c.num_classes))
+        if rc is not None and rc.classes:
+            classes = resolve_classes(list(rc.classes), names)
+        columns = max(4, min(10, num // len(classes)))
+        z = super().sample_inputs(columns, seed=0)["z"]
+        inputs = {
+            "z": np.tile(z, (len(classes), 1)),
+            "label": np.repeat(np.asarray(classes, "int32"), columns),
+        }
+        grid = image_grid(np.asarray(self.generate(inputs)), columns=columns)
+        return label_rows(grid, [names[i] for i in classes], rows=len(classes))
+
+    def serving_signatures(self) -> dict[str, tuple[Callable[..., dict], dict[str, tf.TensorSpec]]]:
+        """`z` float32 [B, latent] and `label` int32 [B] -> `images`.
+
+        A label outside [0, num_classes) fails the request with a message naming the range
+        (TF's CPU gather would fail too, less clearly; a GPU gather would silently return a
+        zero embedding). TFLite has no assertion op: there the invocation fails in GATHER
+        ("gather index out of bounds"), for negative labels too.
+        """
+        c = self.config
+        specs = {
+            "z": tf.TensorSpec([None, c.latent_dim], tf.float32, name="z"),
+            "label": tf.TensorSpec([None], tf.int32, name="label"),
+        }
+
+        def generate(z: tf.Tensor, label: tf.Tensor) -> dict[str, tf.Tensor]:
+            checks = [
+                tf.debugging.assert_non_negative(label, message="label must be >= 0"),
+                tf.debugging.assert_less(
+                    label, c.num_classes, message=f"label must be < num_classes={c.num_classes}"
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                # TFLite drops the assertions, and its GATHER fails on an index >= K but reads
+                # a negative one; mapping negatives to K makes both out-of-range cases fail.
+                label = tf.where(label < 0, c.num_classes, label)
+            return {"images": tf.cast(self.generator([z, label], training=False), tf.float32)}
+
+        return {"serving_default": (generate, specs)}
