@@ -27,7 +27,6 @@ import tensorflow as tf
 from absl import logging
 
 from zoo.data import captions as captions_lib
-from zoo.data import embeddings as embeddings_lib
 from zoo.data.classes import resolve_classes
 from zoo.data.dataset import DatasetInfo, _check_args, _output_shape, _preprocess, load_arrays
 from zoo.errors import UsageError
@@ -252,9 +251,9 @@ def make_text_dataset(
         path = os.path.abspath(os.path.expanduser(text[len(EMBEDDINGS_PREFIX) :]))
         if not text[len(EMBEDDINGS_PREFIX) :]:
             raise UsageError("embeddings: needs a path, e.g. embeddings:/data/cub/train.npz")
-        loaded = embeddings_lib.load_embedding_arrays(
-            path, image_size=image_size, channels=channels
-        )
+        from zoo.data.embeddings import load_embedding_arrays  # `python -m` runs it as main.
+
+        loaded = load_embedding_arrays(path, image_size=image_size, channels=channels)
         images, labels, texts = loaded.images, loaded.labels, loaded.embeddings
         class_names, skipped = loaded.class_names, loaded.skipped_files
         if classes is not None:
