@@ -221,7 +221,10 @@ class Tokenizer:
         """
         if max_vocabulary < 2:
             raise UsageError(f"max_vocabulary must be at least 2, got {max_vocabulary}")
-        counts = Counter(word for text in _flatten_texts(captions) for word in split_words(text))
+        counts: Counter[str] = Counter()
+        for caption, repeats in Counter(_flatten_texts(captions)).items():
+            for word in split_words(caption):
+                counts[word] += repeats
         words = sorted(counts, key=lambda word: (-counts[word], word))[: max_vocabulary - 2]
         return cls([PAD_TOKEN, OOV_TOKEN, *words], max_length)
 
@@ -590,7 +593,9 @@ def pretrain_text_encoder(
         raise UsageError("pretraining needs steps >= 0 and batch_size >= 2")
 
     tokenizer = Tokenizer.fit(captions, max_length=max_length)
-    tokens = tokenizer.tokenize_numpy(captions.reshape(-1)).reshape(
+    # Template captions repeat a lot: tokenise each distinct one once.
+    distinct, inverse = np.unique(captions.reshape(-1), return_inverse=True)
+    tokens = tokenizer.tokenize_numpy(distinct)[inverse.reshape(-1)].reshape(
         len(captions), captions.shape[1], max_length
     )
     rng = np.random.default_rng(seed)
@@ -622,7 +627,11 @@ def pretrain_text_encoder(
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
             return loss
 
-        bar = keras.utils.Progbar(steps, unit_name="step") if progress and steps else None
+        bar = (
+            keras.utils.Progbar(steps, stateful_metrics=["loss"], unit_name="step")
+            if progress and steps
+            else None
+        )
         losses = []
         for step in range(steps):
             rows = train[rng.choice(len(train), batch, replace=False)]
