@@ -78,9 +78,7 @@ def _flatten_texts(texts: Iterable[Any]) -> Iterator[str | bytes]:
     for text in texts:
         if isinstance(text, (str, bytes)):
             yield text
-        elif isinstance(text, np.ndarray) or (
-            isinstance(text, Iterable) and not isinstance(text, (str, bytes))
-        ):
+        elif isinstance(text, Iterable):  # a row of captions, e.g. the K of one image
             yield from _flatten_texts(text)
         else:
             raise UsageError(f"captions must be strings, got {type(text).__name__}")
@@ -238,7 +236,12 @@ class Tokenizer:
         return split_words(text)
 
     def tokenize_numpy(self, texts: Sequence[str | bytes]) -> np.ndarray:
-        """Tokenises in plain Python (no TensorFlow): int32 ``[N, max_length]``."""
+        """Tokenises in plain Python (no TensorFlow): int32 ``[N, max_length]``.
+
+        Args:
+          texts: N captions (str, or UTF-8 bytes as TensorFlow returns them); an array of any
+            shape is flattened, so ``[N, K]`` gives ``[N·K, max_length]``.
+        """
         if isinstance(texts, (str, bytes)):
             raise UsageError("tokenize_numpy takes a sequence of captions, not one string")
         texts = texts.ravel().tolist() if isinstance(texts, np.ndarray) else list(texts)
