@@ -550,7 +550,8 @@ def pretrain_text_encoder(
     (token-identical captions count as its own).
 
     Deterministic for a given seed on one device. Builds and trains in float32 whatever the
-    global dtype policy (rebuild with :func:`encoder_config` for mixed precision).
+    global dtype policy (rebuild with :func:`encoder_config` for mixed precision), on the
+    default strategy: call it outside any `strategy.scope()` and build the GAN's copy inside.
 
     Args:
       images: uint8 ``[N, H, W, C]``.
