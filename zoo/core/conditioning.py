@@ -74,7 +74,8 @@ class ConditioningAugmentation(keras.layers.Layer):
             raise ValueError(
                 f"epsilon must have {self.condition_dim} values per example, got {epsilon_shape}"
             )
-        self.dense.build(embedding_shape)
+        if not self.dense.built:
+            self.dense.build(embedding_shape)
 
     def call(self, inputs: Any) -> tuple[Any, Any, Any]:
         embedding, epsilon = inputs
