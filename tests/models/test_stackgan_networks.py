@@ -1,0 +1,250 @@
+"""StackGAN networks: shapes at every resolution pair, ε = 0, precision, bad sizes, TFLite."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo.errors import UsageError
+from zoo.models import stackgan_networks as sn
+
+LATENT, EMBEDDING, CONDITION, CHANNELS, FILTERS = 8, 6, 4, 3, 4
+PAIRS = [(16, 32), (32, 64), (64, 128), (64, 256)]
+
+
+def networks(low: int, high: int, spectral_norm: bool = False) -> dict[str, keras.Model]:
+    common = {"embedding_dim": EMBEDDING, "condition_dim": CONDITION, "channels": CHANNELS}
+    d = {"filters": FILTERS, "spectral_norm": spectral_norm, **common}
+    return {
+        "g1": sn.build_stage1_generator(
+            latent_dim=LATENT, image_size=low, filters=FILTERS, **common
+        ),
+        "g2": sn.build_stage2_generator(low_size=low, high_size=high, filters=FILTERS, **common),
+        "d1": sn.build_stage1_discriminator(image_size=low, **d),
+        "d2": sn.build_stage2_discriminator(image_size=high, **d),
+    }
+
+
+def inputs(batch: int, seed: int = 0) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    z = tf.random.stateless_normal((batch, LATENT), seed=(seed, 1))
+    embedding = tf.random.stateless_normal((batch, EMBEDDING), seed=(seed, 2))
+    epsilon = tf.random.stateless_normal((batch, CONDITION), seed=(seed, 3))
+    return z, embedding, epsilon
+
+
+def scramble(model: keras.Model, seed: int) -> None:
+    """He-scaled kernels and non-trivial batch-norm statistics, so outputs are far from 0."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        shape, name = tuple(weight.shape), weight.path.split("/")[-1]
+        if name == "kernel":
+            fan_in = int(np.prod(shape[:-1]))
+            value = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
+        elif name in ("gamma", "moving_variance"):
+            value = rng.uniform(0.5, 1.5, shape)
+        else:  # beta, bias, moving_mean
+            value = rng.normal(0.0, 0.1, shape)
+        weight.assign(value.astype(np.float32))
+
+
+@pytest.mark.parametrize(("low", "high"), PAIRS)
+def test_shapes_and_dtypes_at_every_resolution_pair(low, high):
+    nets = networks(low, high)
+    z, embedding, epsilon = inputs(2)
+    stage1 = nets["g1"]([z, embedding, epsilon], training=False)
+    stage2 = nets["g2"]([stage1["images"], embedding, epsilon], training=False)
+    assert stage1["images"].shape == (2, low, low, CHANNELS)
+    assert stage2["images"].shape == (2, high, high, CHANNELS)
+    for out in (stage1, stage2):
+        assert set(out) == {"images", "mu", "log_var"}
+        assert out["mu"].shape == out["log_var"].shape == (2, CONDITION)
+        assert all(v.dtype == tf.float32 for v in out.values())
+        assert float(tf.reduce_max(tf.abs(out["images"]))) <= 1.0
+    for key, images in (("d1", stage1["images"]), ("d2", stage2["images"])):
+        logits = nets[key]([images, embedding], training=False)
+        assert logits.shape == (2, 1) and logits.dtype == tf.float32
+
+
+def test_generator_widths_follow_the_paper_layout():
+    """Stage-I: filters·2^blocks at 4×4; Stage-II: encoded to low/4 with 4·filters."""
+    g1 = sn.build_stage1_generator(
+        latent_dim=100, condition_dim=128, embedding_dim=32, image_size=64, channels=3, filters=64
+    )
+    assert g1.get_layer("to_images").input.shape[1:] == (64, 64, 64)
+    reshape = next(layer for layer in g1.layers if isinstance(layer, keras.layers.Reshape))
+    assert reshape.output.shape[1:] == (4, 4, 1024)
+    g2 = sn.build_stage2_generator(
+        low_size=64, high_size=256, channels=3, condition_dim=8, embedding_dim=8, filters=8
+    )
+    tile = next(layer for layer in g2.layers if layer.__class__.__name__ == "SpatialTile")
+    assert tile.output.shape[1:] == (16, 16, 8)
+    adds = [layer for layer in g2.layers if isinstance(layer, keras.layers.Add)]
+    assert len(adds) == 2 and adds[0].output.shape[1:] == (16, 16, 32)
+
+
+def test_discriminator_features_come_back_to_eight_times_filters_at_256():
+    d = sn.build_stage2_discriminator(
+        image_size=256, channels=3, embedding_dim=8, condition_dim=8, filters=2
+    )
+    tile = next(layer for layer in d.layers if layer.__class__.__name__ == "SpatialTile")
+    concat = next(layer for layer in d.layers if isinstance(layer, keras.layers.Concatenate))
+    assert tile.output.shape[1:] == (4, 4, 8)
+    assert concat.output.shape[1:] == (4, 4, 16 + 8)  # 2·8 image channels + condition
+
+
+def test_zero_epsilon_is_deterministic_and_epsilon_changes_the_images():
+    nets = networks(16, 32)
+    for net in nets.values():
+        scramble(net, seed=1)
+    z, embedding, epsilon = inputs(3)
+    zero = tf.zeros_like(epsilon)
+
+    def pipeline(eps):
+        s1 = nets["g1"]([z, embedding, eps], training=False)
+        s2 = nets["g2"]([s1["images"], embedding, eps], training=False)
+        return s1, s2
+
+    (a1, a2), (b1, b2), (c1, c2) = pipeline(zero), pipeline(zero), pipeline(epsilon)
+    np.testing.assert_array_equal(a2["images"].numpy(), b2["images"].numpy())
+    np.testing.assert_array_equal(a1["images"].numpy(), b1["images"].numpy())
+    assert not np.allclose(a1["images"], c1["images"], atol=1e-3)
+    assert not np.allclose(a2["images"], c2["images"], atol=1e-3)
+    np.testing.assert_array_equal(a1["mu"].numpy(), c1["mu"].numpy())  # ε moves ĉ, not μ
+
+
+def test_nearest_upsampling_equals_keras_upsampling2d_and_round_trips():
+    x = tf.random.stateless_normal((2, 3, 5, 4), seed=(8, 9))
+    ours = sn.NearestUpsampling2D(2)
+    theirs = keras.layers.UpSampling2D(2, interpolation="nearest")
+    np.testing.assert_array_equal(ours(x).numpy(), theirs(x).numpy())
+    assert ours.compute_output_shape((None, 3, 5, 4)) == (None, 6, 10, 4)
+    clone = keras.layers.deserialize(keras.layers.serialize(sn.NearestUpsampling2D(4)))
+    assert clone.factor == 4 and clone(x).shape == (2, 12, 20, 4)
+
+
+def test_inputs_may_be_given_by_name():
+    g1 = networks(16, 32)["g1"]
+    z, embedding, epsilon = inputs(2)
+    by_position = g1([z, embedding, epsilon], training=False)
+    by_name = g1({"epsilon": epsilon, "z": z, "embedding": embedding}, training=False)
+    np.testing.assert_array_equal(by_position["images"].numpy(), by_name["images"].numpy())
+
+
+def test_mixed_float16_keeps_outputs_in_float32():
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        nets = networks(16, 32, spectral_norm=False)
+        z, embedding, epsilon = inputs(2)
+        s1 = nets["g1"]([z, embedding, epsilon], training=True)
+        s2 = nets["g2"]([s1["images"], embedding, epsilon], training=True)
+        logits = [
+            nets["d1"]([s1["images"], embedding], training=True),
+            nets["d2"]([s2["images"], embedding], training=True),
+        ]
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    convs = [layer for layer in nets["g2"].layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs[0].compute_dtype == "float16"
+    assert nets["g1"].get_layer("conditioning_augmentation").compute_dtype == "float32"
+    for out in (s1, s2):
+        assert all(v.dtype == tf.float32 for v in out.values())
+        assert np.isfinite(out["images"].numpy()).all()
+    assert all(x.dtype == tf.float32 and np.isfinite(x.numpy()).all() for x in logits)
+
+
+def test_spectral_norm_discriminators_train_and_infer():
+    nets = networks(16, 32, spectral_norm=True)
+    _, embedding, _ = inputs(2)
+    images = tf.random.stateless_uniform((2, 32, 32, CHANNELS), seed=(4, 5), minval=-1, maxval=1)
+    for training in (True, False):
+        logits = nets["d2"]([images, embedding], training=training)
+        assert logits.shape == (2, 1) and np.isfinite(logits.numpy()).all()
+    assert any(isinstance(x, keras.layers.SpectralNormalization) for x in nets["d1"].layers)
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(16, 48), (32, 256), (16, 16), (8, 16), (128, 1024), (24, 48), (64, 64.0)]
+)
+def test_unsupported_stage2_pairs_are_usage_errors(low, high):
+    with pytest.raises(UsageError) as error:
+        sn.build_stage2_generator(
+            low_size=low, high_size=high, channels=3, condition_dim=4, embedding_dim=4, filters=4
+        )
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "builder",
+    [sn.build_stage1_discriminator, sn.build_stage2_discriminator],
+)
+def test_unsupported_discriminator_sizes_are_usage_errors(builder):
+    with pytest.raises(UsageError, match="image_size"):
+        builder(image_size=28, channels=1, embedding_dim=4, condition_dim=4, filters=4)
+    with pytest.raises(UsageError, match="filters"):
+        builder(image_size=32, channels=1, embedding_dim=4, condition_dim=4, filters=0)
+
+
+def test_unsupported_stage1_sizes_are_usage_errors():
+    kwargs = {"latent_dim": 8, "condition_dim": 4, "embedding_dim": 4, "channels": 1}
+    with pytest.raises(UsageError, match="image_size"):
+        sn.build_stage1_generator(image_size=28, filters=4, **kwargs)
+    with pytest.raises(UsageError, match="filters"):
+        sn.build_stage1_generator(image_size=32, filters=-1, **kwargs)
+    with pytest.raises(UsageError, match="residual_blocks"):
+        sn.build_stage2_generator(
+            low_size=16,
+            high_size=32,
+            channels=1,
+            condition_dim=4,
+            embedding_dim=4,
+            filters=4,
+            residual_blocks=-1,
+        )
+
+
+def test_stage1_to_stage2_pipeline_converts_to_builtin_tflite_with_parity(tmp_path):
+    """What export will do: z and φ(t) in, ε = 0 inside, both images out (no random op)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from export.export_lib import tflite_operators
+
+    nets = networks(16, 32)
+    g1, g2 = nets["g1"], nets["g2"]
+    scramble(g1, seed=2)
+    scramble(g2, seed=3)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, LATENT], tf.float32, name="z"),
+            tf.TensorSpec([None, EMBEDDING], tf.float32, name="embedding"),
+        ]
+    )
+    def serve(z, embedding):
+        epsilon = tf.zeros([tf.shape(z)[0], CONDITION], tf.float32)  # serving uses ĉ = μ
+        stage1 = g1([z, embedding, epsilon], training=False)["images"]
+        stage2 = g2([stage1, embedding, epsilon], training=False)["images"]
+        return {"images": stage2, "stage1_images": stage1}
+
+    module = tf.Module()
+    module.generator_variables = list(serve.get_concrete_function().variables)
+    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": serve})
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    content = converter.convert()
+    operators = tflite_operators(content)
+    assert not [op for op in operators if op.startswith("CUSTOM")], operators
+    assert not [op for op in operators if "RANDOM" in op], operators
+    assert "VAR_HANDLE" not in operators
+
+    runner = Interpreter(model_content=content).get_signature_runner("serving_default")
+    z, embedding, _ = inputs(3, seed=7)
+    lite = runner(z=z.numpy(), embedding=embedding.numpy())
+    reference = serve(z, embedding)
+    assert lite["images"].shape == (3, 32, 32, CHANNELS)
+    assert lite["stage1_images"].shape == (3, 16, 16, CHANNELS)
+    for key in ("images", "stage1_images"):
+        assert np.std(reference[key].numpy()) > 0.1  # parity on images, not on near-zeros
+        np.testing.assert_allclose(lite[key], reference[key].numpy(), atol=1e-4)
