@@ -32,6 +32,7 @@ Reference:
 from __future__ import annotations
 
 import math
+import numbers
 
 import keras
 
@@ -49,7 +50,7 @@ _SIDE = 4  # the smallest feature map (the paper's 4×4)
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
             raise UsageError(f"stackgan {name} must be a positive integer, got {value!r}")
 
 
@@ -243,10 +244,12 @@ def build_stage2_generator(
     _check_positive(
         channels=channels, condition_dim=condition_dim, embedding_dim=embedding_dim, filters=filters
     )
-    if not isinstance(residual_blocks, int) or residual_blocks < 0:
+    if not isinstance(residual_blocks, numbers.Integral) or residual_blocks < 0:
         raise UsageError(f"stackgan residual_blocks must be >= 0, got {residual_blocks!r}")
     _check_size("Stage-II low_size", low_size, STAGE2_LOW_SIZES)
-    if not isinstance(high_size, int) or high_size not in [low_size * s for s in STAGE2_SCALES]:
+    if not isinstance(high_size, numbers.Integral) or high_size not in [
+        low_size * s for s in STAGE2_SCALES
+    ]:
         raise UsageError(
             f"stackgan Stage-II high_size must be 2 or 4 times low_size={low_size}, "
             f"got {high_size!r}"
