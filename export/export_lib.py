@@ -486,7 +486,8 @@ def export(
 
     signatures = trace_signatures(model)
     flavours = [f for f in FLAVOURS if f in formats]
-    per_signature = len(signatures) > 1
+    tflite_names = [n for n in model.tflite_signatures() if n in signatures]
+    per_signature = len(tflite_names) > 1
     # Hidden (non-numeric) name: TF Serving only loads all-digit version directories.
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_root)
     readable_by_all(staging)
@@ -504,11 +505,11 @@ def export(
             reference = {k: v.numpy().astype(np.float64) for k, v in served(**tensors).items()}
             saved_latency[signature.name] = _latency_ms(lambda s=served, t=tensors: s(**t))
             calibration = None
-            if "int8" in flavours:
+            if "int8" in flavours and signature.name in tflite_names:
                 calibration = representative_inputs(
                     trained, signature, CALIBRATION_SAMPLES, CALIBRATION_SEED
                 )
-            for flavour in flavours:
+            for flavour in flavours if signature.name in tflite_names else ():
                 file_name = _tflite_file_name(name, signature.name, flavour, per_signature)
                 content, entry = tflite_with_parity(
                     staging, signature.name, flavour, file_name, batch, reference, calibration
@@ -560,6 +561,7 @@ def export(
             },
             "tflite": entries,
             "warnings": warnings,
+            **model.export_metadata(),
         }
         staged_json = _write_bytes_staged(
             export_dir, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), ".json"

@@ -35,6 +35,20 @@ TINY: dict[str, tuple[str, tuple[str, ...]]] = {
             "pool_size=6",  # full after the first step of a batch of 8: the pool mixes
         ),
     ),
+    "gan_int_cls": (
+        "fashion_mnist",
+        (
+            "image_size=16",
+            "generator_filters=8",
+            "discriminator_filters=8",
+            "condition_dim=8",
+            "embedding_dim=16",
+            "text_embedding_dim=8",
+            "text_units=8",
+            "text_encoder_steps=5",
+            "captions_per_image=2",
+        ),
+    ),
 }
 
 # family -> more run options (`zoo.train.RunConfig` fields, also `--NAME=VALUE` flags).

@@ -20,6 +20,7 @@ FAMILY_MODULES: dict[str, str] = {
     "dcgan": "zoo.models.dcgan",
     "cgan": "zoo.models.cgan",
     "cyclegan": "zoo.models.cyclegan",
+    "gan_int_cls": "zoo.models.gan_int_cls",
 }
 
 _FAMILIES: dict[str, type] = {}

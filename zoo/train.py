@@ -341,6 +341,7 @@ def run(
     chief = distribute.is_chief(strategy)
 
     family, config = resolve_config(rc, overrides)
+    config = family.prepare_run(rc, config)
     d_steps = family.discriminator_steps(config)
     replicas = strategy.num_replicas_in_sync
     if rc.batch_size % replicas:
@@ -366,6 +367,7 @@ def run(
         print(f"skipped {info.skipped_files} unreadable file(s) in {info.name}", file=sys.stderr)
 
     model = build_model(family, config, rc, strategy)
+    model.warm_start(rc)
     checkpoint = RunCheckpoint(
         os.path.join(rc.model_dir, "checkpoints"),
         model.checkpoint_items(),

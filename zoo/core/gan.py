@@ -189,8 +189,18 @@ class GAN(keras.Model):
         scale = {} if mixed16 else _FLOAT32_SCALE
         self.d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, **scale)
         self.g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer, **scale)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator_variables)
+        self.g_optimizer.build(self.generator_variables)
+
+    @property
+    def discriminator_variables(self) -> list[tf.Variable]:
+        """What D's optimizer trains (families with more than D in that player extend it)."""
+        return list(self.discriminator.trainable_variables)
+
+    @property
+    def generator_variables(self) -> list[tf.Variable]:
+        """What G's optimizer trains."""
+        return list(self.generator.trainable_variables)
 
     # -- shared steps -----------------------------------------------------------------------
     @property
@@ -218,6 +228,7 @@ class GAN(keras.Model):
         real: Any,
         fake: Any,
         discriminate: Callable[[Any], tf.Tensor] | None = None,
+        mismatched_logits: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Adversarial loss of D plus its penalties, averaged over the global batch.
 
@@ -225,6 +236,8 @@ class GAN(keras.Model):
           real, fake: D's inputs for real and generated data (tensors, or structures that
             `discriminate` understands, e.g. (image, condition)).
           discriminate: maps an input to logits; defaults to `self.discriminate`.
+          mismatched_logits: D's logits on real data with a mismatching condition; given, the
+            loss is matching-aware (`losses.matching_aware_discriminator_loss`).
 
         Returns:
           The loss and a dict of values to track.
@@ -232,11 +245,18 @@ class GAN(keras.Model):
         discriminate = discriminate or (lambda x: self.discriminate(x, training=True))
         real_logits = discriminate(real)
         fake_logits = discriminate(fake)
-        loss = losses.global_batch_mean(self.loss_spec.discriminator(real_logits, fake_logits))
         logs = {
             "real_logit": tf.reduce_mean(tf.cast(real_logits, tf.float32)),
             "fake_logit": tf.reduce_mean(tf.cast(fake_logits, tf.float32)),
         }
+        if mismatched_logits is None:
+            per_example = self.loss_spec.discriminator(real_logits, fake_logits)
+        else:
+            per_example = losses.matching_aware_discriminator_loss(
+                self.loss_spec.discriminator, real_logits, fake_logits, mismatched_logits
+            )
+            logs["mismatched_logit"] = tf.reduce_mean(tf.cast(mismatched_logits, tf.float32))
+        loss = losses.global_batch_mean(per_example)
         if self.gp_weight > 0:
             real_x = tf.nest.flatten(real)[0]
             alpha = self.uniform([tf.shape(real_x)[0]])
@@ -256,7 +276,7 @@ class GAN(keras.Model):
     ) -> dict[str, tf.Tensor]:
         """One discriminator step on a real and a generated batch (G receives no gradient)."""
         fake = tf.nest.map_structure(tf.stop_gradient, fake)
-        variables = self.discriminator.trainable_variables
+        variables = self.discriminator_variables
         with tf.GradientTape() as tape:
             loss, logs = self.discriminator_loss(real, fake, self.discriminate_given(condition))
         self.apply_update(self.d_optimizer, tape, loss, variables)
@@ -310,7 +330,7 @@ class GAN(keras.Model):
         with tape:
             fake_logits = self.discriminate_given(condition)(fake)
             g_loss = losses.global_batch_mean(self.loss_spec.generator(fake_logits))
-        self.apply_update(self.g_optimizer, tape, g_loss, self.generator.trainable_variables)
+        self.apply_update(self.g_optimizer, tape, g_loss, self.generator_variables)
         logs["g_loss"] = replica_mean(g_loss)
         return self.finish_step(logs)
 
@@ -348,6 +368,18 @@ class GAN(keras.Model):
             channels=None if toy else config.channels,
             classes=list(rc.classes) or None,
         )
+
+    @classmethod
+    def prepare_run(cls, rc: Any, config: GANConfig) -> GANConfig:
+        """Runs before the data are opened (e.g. pretrains a text encoder into the run
+        directory) and returns the config with what that fixed; the default does nothing."""
+        del rc
+        return config
+
+    def warm_start(self, rc: Any) -> None:
+        """Loads weights made before training (pretrained parts) into a new model; called
+        before the run's own checkpoint is restored, which overrides them on resume."""
+        del rc
 
     @classmethod
     def adapt_config(cls, config: GANConfig, info: Any) -> GANConfig:
@@ -397,6 +429,15 @@ class GAN(keras.Model):
             return {"images": tf.cast(self.generator(z, training=False), tf.float32)}
 
         return {"serving_default": (generate, specs)}
+
+    def tflite_signatures(self) -> list[str]:
+        """The `serving_signatures` that also become TFLite models (those with numeric inputs
+        only; text families serve raw strings in the SavedModel and tokens in TFLite)."""
+        return list(self.serving_signatures())
+
+    def export_metadata(self) -> dict[str, Any]:
+        """More entries for the export's JSON (e.g. the tokenizer an app needs)."""
+        return {}
 
     def checkpoint_items(self) -> dict[str, Any]:
         """Everything exact resume needs: weights, both optimizers, noise state, step."""

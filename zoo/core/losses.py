@@ -338,6 +338,36 @@ def r1_penalty(discriminator: Discriminator, real: tf.Tensor) -> tf.Tensor:
 # --- registry -----------------------------------------------------------------------------
 
 
+def matching_aware_discriminator_loss(
+    discriminator_loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    real_logits: tf.Tensor,
+    fake_logits: tf.Tensor,
+    mismatched_logits: tf.Tensor,
+) -> tf.Tensor:
+    """GAN-CLS: (real, matching text) is real; (fake, matching) and (real, mismatching) are fake.
+
+    The two fake terms are averaged: with any of this module's discriminator losses, which are
+    a real term plus a fake term, ``(L(r, f) + L(r, w)) / 2`` is the real term plus the mean of
+    the two fake terms, as Reed et al. write it.
+
+    Args:
+        discriminator_loss: a ``(real_logits, fake_logits) -> [B]`` loss of this module.
+        real_logits: D(real image, matching text).
+        fake_logits: D(generated image, matching text).
+        mismatched_logits: D(real image, mismatching text).
+
+    Returns:
+        Per-example losses, float32 ``[B]``.
+
+    Reference:
+        Reed et al. 2016, "Generative Adversarial Text to Image Synthesis", algorithm 1.
+    """
+    return 0.5 * (
+        discriminator_loss(real_logits, fake_logits)
+        + discriminator_loss(real_logits, mismatched_logits)
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class GANLoss:
     """A generator/discriminator loss pair selectable by name.

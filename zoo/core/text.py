@@ -526,6 +526,8 @@ def pretrain_text_encoder(
     batch_size: int = 64,
     output_dim: int = 128,
     max_length: int = 16,
+    embedding_dim: int = 64,
+    units: int = 128,
     seed: int = 0,
     progress: bool = True,
     same_class_negatives: bool = True,
@@ -562,6 +564,7 @@ def pretrain_text_encoder(
       batch_size: pairs per step (capped by the number of training images).
       output_dim: size of φ(t).
       max_length: tokens per caption.
+      embedding_dim, units: the text encoder's word embedding size and filters.
       seed: seeds the split, the batches and the initial weights.
       progress: show a `keras.utils.Progbar`.
       same_class_negatives: see above.
@@ -612,6 +615,8 @@ def pretrain_text_encoder(
         text_encoder = build_text_encoder(
             vocabulary_size=tokenizer.vocabulary_size,
             max_length=max_length,
+            embedding_dim=embedding_dim,
+            units=units,
             output_dim=output_dim,
             seed=seed,
         )

@@ -5,6 +5,11 @@
     arithmetic   --model_dir=RUN | --export_dir=...  --a=3,17,22 --b=5,9 --c=40,41
     probe        --model_dir=RUN                              (discriminator features)
     theory       [--fake_mean=1.5 --fake_std=0.7]             (D* on 1-D Gaussians)
+    text_encoder --dataset=fashion_mnist --out=DIR                (pretrain a text encoder)
+    text_interpolate --model_dir=RUN --captions="a dark sandal|a light sneaker"
+
+Conditional generators take their condition from `--label=K` (cgan) or `--caption=TEXT`
+(gan_int_cls) in interpolate, samples and arithmetic.
 
 Each writes a PNG (`--out`) and prints one JSON line.
 """
@@ -18,7 +23,15 @@ from typing import Any
 
 from absl import app, flags, logging
 
-COMMANDS = ("interpolate", "samples", "arithmetic", "probe", "theory")
+COMMANDS = (
+    "interpolate",
+    "samples",
+    "arithmetic",
+    "probe",
+    "theory",
+    "text_encoder",
+    "text_interpolate",
+)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A run directory (its latest checkpoint).")
@@ -40,6 +53,31 @@ flags.DEFINE_float("data_std", 1.0, "Theory: std of p_data.")
 flags.DEFINE_float("fake_mean", 1.5, "Theory: mean of p_g.")
 flags.DEFINE_float("fake_std", 0.7, "Theory: std of p_g.")
 flags.DEFINE_integer("theory_steps", 1000, "Theory: discriminator training steps.")
+flags.DEFINE_integer("label", None, "Class-conditional generators: the class to draw.")
+flags.DEFINE_string("caption", None, "Text-to-image generators: the caption to draw.")
+flags.DEFINE_string("captions", "", "text_interpolate: two captions separated by '|'.")
+flags.DEFINE_string("dataset", "fashion_mnist", "text_encoder: the captioned dataset.")
+flags.DEFINE_string("data_dir", None, "text_encoder: where the dataset's files are.")
+flags.DEFINE_integer("pretrain_steps", 1000, "text_encoder: joint-embedding steps.")
+flags.DEFINE_integer("output_dim", 128, "text_encoder: size of the text embedding.")
+
+
+def _conditions(takes: Any, num: int) -> dict[str, Any]:
+    """The fixed condition inputs (label or caption) a conditional generator needs."""
+    import numpy as np
+
+    from zoo.errors import UsageError
+
+    extra: dict[str, Any] = {}
+    if "label" in takes and "text" not in takes:  # a text model's label only names the class
+        if FLAGS.label is None:
+            raise UsageError("this generator is class-conditional: give --label=K")
+        extra["label"] = np.full([num], FLAGS.label, np.int32)
+    if "text" in takes:
+        if not FLAGS.caption:
+            raise UsageError("this generator draws from text: give --caption='a dark sandal'")
+        extra["text"] = np.asarray([FLAGS.caption] * num, dtype=object)
+    return extra
 
 
 def _generator() -> tuple[Any, int, str]:
@@ -52,21 +90,32 @@ def _generator() -> tuple[Any, int, str]:
         import zoo
 
         generator = zoo.load_generator(FLAGS.export_dir)
-        if list(generator.inputs) != ["z"]:
-            raise UsageError(f"{FLAGS.export_dir} takes {list(generator.inputs)}, not only z")
+        if "z" not in generator.inputs or set(generator.inputs) - {"z", "label", "text"}:
+            raise UsageError(f"{FLAGS.export_dir} takes {list(generator.inputs)}, not z")
         latent_dim = int(generator.inputs["z"].shape[-1])
         out_dir = os.path.dirname(os.path.abspath(FLAGS.export_dir.rstrip("/")))
-        return generator, latent_dim, out_dir
+
+        def generate_export(z):
+            return generator(z=z, **_conditions(generator.inputs, len(z)))
+
+        return generate_export, latent_dim, out_dir
     from zoo.train import load_trained
 
     trained = load_trained(FLAGS.model_dir, FLAGS.checkpoint)
     model = trained.model
 
+    takes = model.sample_inputs(1)
+
     def generate(z):
         import numpy as np
 
         return np.concatenate(
-            [np.asarray(model.generate({"z": z[i : i + 256]})) for i in range(0, len(z), 256)]
+            [
+                np.asarray(
+                    model.generate({"z": z[i : i + 256], **_conditions(takes, len(z[i : i + 256]))})
+                )
+                for i in range(0, len(z), 256)
+            ]
         )
 
     return generate, model.config.latent_dim, FLAGS.model_dir
@@ -125,6 +174,45 @@ def _run(command: str) -> dict[str, Any]:
             seed=FLAGS.seed,
         )
         return {"command": command, "step": trained.step, **report}
+    if command == "text_encoder":
+        from zoo.errors import UsageError
+        from zoo.tools.text_tools import pretrain_encoder
+
+        if not FLAGS.out:
+            raise UsageError("text_encoder needs --out=DIR (then --config=text_encoder_dir=DIR)")
+        stats = pretrain_encoder(
+            FLAGS.dataset,
+            FLAGS.out,
+            data_dir=FLAGS.data_dir,
+            steps=FLAGS.pretrain_steps,
+            output_dim=FLAGS.output_dim,
+            seed=FLAGS.seed,
+        )
+        return {"command": command, "out": FLAGS.out, **stats}
+    if command == "text_interpolate":
+        import numpy as np
+
+        from zoo.errors import UsageError
+        from zoo.tools.text_tools import caption_interpolation_grid, split_captions
+        from zoo.train import load_trained
+
+        if not FLAGS.model_dir:
+            raise UsageError("text_interpolate needs --model_dir (the text encoder of the run)")
+        captions = split_captions(FLAGS.captions, 2)
+        model = load_trained(FLAGS.model_dir, FLAGS.checkpoint).model
+        if getattr(model, "tokenizer", None) is None:
+            raise UsageError(f"{FLAGS.model_dir} is not a text-to-image run with a text encoder")
+        picture = caption_interpolation_grid(
+            lambda z, h: model.generate({"z": z, "embedding": h}),
+            lambda texts: np.asarray(model.encode(model.tokenizer.tokenize_numpy(texts))),
+            model.config.latent_dim,
+            captions,
+            rows=FLAGS.rows,
+            steps=FLAGS.steps,
+            seed=FLAGS.seed,
+        )
+        name = f"text_interpolate_seed{FLAGS.seed}.png"
+        return {"command": command, "picture": _write(picture, FLAGS.model_dir, name)}
     from zoo.tools.theory import Gaussian, theory_lab
 
     report, picture = theory_lab(
