@@ -42,6 +42,21 @@ SIZE_WORDS = ("small", "large")
 OBJECT_PIXEL_THRESHOLD = 32
 BRIGHTNESS_THRESHOLD = 167.55
 SIZE_THRESHOLD = 0.4515
+# The same medians per Fashion-MNIST class (in the dataset's class order), so that a word
+# means something within its class ("a large sandal" is large for a sandal): with the global
+# thresholds only about 2% of sandals were "large" and almost every pullover was, so "size"
+# mostly restated the class. `measure_attributes` uses these when given Fashion-MNIST labels:
+#   [np.median(area[labels == k]) for k in range(10)], likewise for the mean intensity.
+FASHION_MNIST_CLASSES_ORDER = (
+    "t-shirt", "trouser", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+)  # fmt: skip
+FASHION_MNIST_BRIGHTNESS_THRESHOLDS = (
+    164.04, 178.77, 168.46, 176.81, 185.61, 134.76, 148.9, 153.8, 176.67, 180.79,
+)  # fmt: skip
+FASHION_MNIST_SIZE_THRESHOLDS = (
+    0.537, 0.3151, 0.6033, 0.3852, 0.5702, 0.2372, 0.5823, 0.2755, 0.5306, 0.4247,
+)  # fmt: skip
 
 # Synonyms used in captions; the first of each is the canonical word.
 BRIGHTNESS_SYNONYMS = {"dark": ("dark", "dim", "dark-toned"), "light": ("light", "bright", "pale")}
@@ -154,15 +169,40 @@ def _gray(images: np.ndarray) -> np.ndarray:
     return x[..., 0]
 
 
-def measure_attributes(images: np.ndarray) -> dict[str, np.ndarray]:
+def _class_thresholds(
+    labels: np.ndarray | None, class_names: Sequence[str] | None, n: int
+) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """(brightness, size) thresholds per image: per class for Fashion-MNIST labels."""
+    if labels is None or class_names is None:
+        return BRIGHTNESS_THRESHOLD, SIZE_THRESHOLD
+    if tuple(class_phrase(c) for c in class_names) != FASHION_MNIST_CLASSES_ORDER:
+        return BRIGHTNESS_THRESHOLD, SIZE_THRESHOLD
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != n:
+        raise UsageError(f"{len(labels)} labels for {n} images")
+    return (
+        np.asarray(FASHION_MNIST_BRIGHTNESS_THRESHOLDS, np.float32)[labels],
+        np.asarray(FASHION_MNIST_SIZE_THRESHOLDS, np.float32)[labels],
+    )
+
+
+def measure_attributes(
+    images: np.ndarray,
+    labels: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:
     """Measures brightness and size of the object in each image.
 
     Object pixels are those above `OBJECT_PIXEL_THRESHOLD` (RGB is turned into luminance
-    first, alpha dropped). An image without object pixels is dark and small.
+    first, alpha dropped). An image without object pixels is dark and small. With
+    Fashion-MNIST labels (and its class names) each image is compared with its class's
+    medians; otherwise with the global ones.
 
     Args:
       images: [N, H, W] or [N, H, W, C] on the 0..255 scale (uint8, or floats; generated
         images in [-1, 1] must be mapped back with (x + 1) * 127.5 first).
+      labels: class of each image (optional).
+      class_names: the dataset's class names (with `labels`).
 
     Returns:
       {"brightness": int64 [N] index into BRIGHTNESS_WORDS, "size": int64 [N] index into
@@ -179,9 +219,10 @@ def measure_attributes(images: np.ndarray) -> dict[str, np.ndarray]:
     count = objects.sum(axis=(1, 2))
     area = (count / max(x.shape[1] * x.shape[2], 1)).astype(np.float32)
     mean_intensity = ((x * objects).sum(axis=(1, 2)) / np.maximum(count, 1)).astype(np.float32)
+    brightness_threshold, size_threshold = _class_thresholds(labels, class_names, len(x))
     return {
-        "brightness": (mean_intensity > BRIGHTNESS_THRESHOLD).astype(np.int64),
-        "size": (area > SIZE_THRESHOLD).astype(np.int64),
+        "brightness": (mean_intensity > brightness_threshold).astype(np.int64),
+        "size": (area > size_threshold).astype(np.int64),
         "mean_intensity": mean_intensity,
         "area": area,
     }
@@ -251,7 +292,7 @@ def make_captions(
             f"labels must be in 0..{len(class_names) - 1} (the class names), "
             f"got {labels.min()}..{labels.max()}"
         )
-    attributes = measure_attributes(images)
+    attributes = measure_attributes(images, labels, class_names)
     n = len(labels)
     # Every draw is made up front, one row per image, so an image's captions depend only
     # on (seed, its index, its class and attributes).
