@@ -112,7 +112,12 @@ def plan(
         return params, [Run("samples", signature, {"z": z, "label": labels})]
     if described.kind == "text":
         text = caption if caption is not None else default_caption(described.tokenizer)
-        tokens = np.asarray(manifest_lib.tokenize(text, described.tokenizer), np.int32)
+        from zoo import cli
+
+        cli.import_tensorflow_quietly()
+        from zoo.core.text import Tokenizer  # the rule's Python side
+
+        tokens = Tokenizer.from_json(described.tokenizer).tokenize_numpy([text])[0]
         z = latent.sample_z(num or 8, d, seed)
         params["z"] = _b64url(z)
         params["caption"] = text
@@ -127,11 +132,21 @@ def plan(
 
 
 def reference_outputs(
-    described: manifest_lib.Described, export_dir: str, flavour: str, runs: list[Run]
+    described: manifest_lib.Described,
+    export_dir: str,
+    flavour: str,
+    runs: list[Run],
+    page: dict[str, Any],
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Each run's outputs from `ai_edge_litert` on the same TFLite files (resized to the batch)."""
+    """Each run's outputs from `ai_edge_litert` on the same TFLite files (resized to the batch).
+
+    A chained run (the way back of a translation) is fed the page's own output of the run it
+    follows, so each step is compared on identical inputs (an int8 model may differ by a
+    quantisation step between runtimes, which a second step would amplify).
+    """
     from ai_edge_litert.interpreter import Interpreter
 
+    page_runs = {r["id"]: r for r in page.get("runs", [])}
     runners: dict[str, Any] = {}
     outputs: dict[str, dict[str, np.ndarray]] = {}
     for run in runs:
@@ -140,9 +155,13 @@ def reference_outputs(
             runners[run.signature] = Interpreter(model_path=path).get_signature_runner(
                 run.signature
             )
-        feed = run.inputs if run.chained is None else {"images": outputs[run.chained]["images"]}
-        run.inputs = feed
-        outputs[run.id] = {k: np.asarray(v) for k, v in runners[run.signature](**feed).items()}
+        if run.chained is not None:
+            previous = page_runs.get(run.chained, {}).get("outputs", {}).get("images")
+            images = _decode(previous) if previous else outputs[run.chained]["images"]
+            run.inputs = {"images": images}
+        outputs[run.id] = {
+            k: np.asarray(v) for k, v in runners[run.signature](**run.inputs).items()
+        }
     return outputs
 
 
@@ -288,7 +307,7 @@ def check(
     from zoo import cli
 
     with cli.native_stderr_captured():  # LiteRT announces its XNNPACK delegate on stderr
-        expected = reference_outputs(described, export_dir, flavour, runs)
+        expected = reference_outputs(described, export_dir, flavour, runs, page)
     worst, lines = compare(page, runs, expected)
     log(
         f"{described.name} ({described.family}, {described.kind}), {flavour}: the page against "

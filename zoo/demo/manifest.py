@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 from typing import Any
 
 from zoo.errors import UsageError
@@ -68,6 +67,11 @@ def _fail(name: str, message: str) -> UsageError:
     return UsageError(f"{name}.json: {message}")
 
 
+def _js(value: Any) -> str:
+    """`value` as the page's JSON.stringify writes it (the messages match the page's)."""
+    return json.dumps(value, separators=(",", ":"))
+
+
 def _is_shape(shape: Any) -> bool:
     return isinstance(shape, list) and all(
         d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in shape
@@ -84,14 +88,16 @@ def _output(name: str, manifest: dict, signature: str, output: str) -> tuple[lis
         raise _fail(name, f'signature {signature} has no output "{output}" with a shape')
     shape = spec["shape"][1:]
     if any(not _is_int(d) or d < 1 for d in shape):
-        raise _fail(name, f"output {output} of {signature} has an unknown size {spec['shape']}")
+        raise _fail(
+            name, f"output {output} of {signature} has an unknown size {_js(spec['shape'])}"
+        )
     if len(shape) == 3 and shape[2] in (1, 3):
         return shape, True
     if len(shape) == 1 and shape[0] in (1, 2):
         return shape, False
     raise _fail(
         name,
-        f"output {output} has shape {spec['shape']}; the demo shows [batch, H, W, 1 or 3] "
+        f"output {output} has shape {_js(spec['shape'])}; the demo shows [batch, H, W, 1 or 3] "
         "images or [batch, 1 or 2] points",
     )
 
@@ -143,18 +149,21 @@ def describe(manifest: Any, name: str) -> Described:
                 raise _fail(name, f"input {key} of {entry['file']} has no dtype and shape")
         files.setdefault(entry["flavour"], {})[entry["signature"]] = entry["file"]
         inputs_by_signature.setdefault(entry["signature"], entry["inputs"])
+    # The first signature whose inputs the page knows (gan_int_cls also exports from_embedding).
     signatures = list(inputs_by_signature)
-    inputs = inputs_by_signature[signatures[0]]
-    key = tuple(sorted(inputs))
-    kind = KINDS.get(key)
-    if kind is None:
+    keys = {s: tuple(sorted(inputs_by_signature[s])) for s in signatures}
+    chosen = next((s for s in signatures if keys[s] in KINDS), None)
+    if chosen is None:
+        shown = " | ".join(",".join(keys[s]) for s in signatures)
         raise _fail(
             name,
-            f"the TFLite inputs ({','.join(key)}) are not ones the demo knows: z; z and label; "
+            f"the TFLite inputs ({shown}) are not ones the demo knows: z; z and label; "
             "z and tokens; images",
         )
+    inputs = inputs_by_signature[chosen]
+    kind = KINDS[keys[chosen]]
     flavours = [f for f in FLAVOURS if f in files]
-    needed = list(TRANSLATION_SIGNATURES) if kind == "translation" else [signatures[0]]
+    needed = list(TRANSLATION_SIGNATURES) if kind == "translation" else [chosen]
     for flavour in flavours:
         for signature in needed:
             if signature not in files[flavour]:
@@ -183,16 +192,18 @@ def describe(manifest: Any, name: str) -> Described:
         shape, image = outputs["images"]
         if not image or inputs["images"]["shape"][1:] != shape:
             given = inputs["images"]["shape"][1:]
-            raise _fail(name, f"images in ({given}) and out ({shape}) differ")
+            raise _fail(name, f"images in ({_js(given)}) and out ({_js(shape)}) differ")
         return described
     z = inputs["z"]
     if z["dtype"] != "float32" or len(z["shape"]) != 2 or not (z["shape"][1] or 0) > 0:
-        raise _fail(name, f"input z is {z['dtype']} {z['shape']}, not float32 [batch, latent]")
+        raise _fail(name, f"input z is {z['dtype']} {_js(z['shape'])}, not float32 [batch, latent]")
     described.latent_dim = int(z["shape"][1])
     if kind == "conditional":
         label = inputs["label"]
         if not label["dtype"].startswith("int") or len(label["shape"]) != 1:
-            raise _fail(name, f"input label is {label['dtype']} {label['shape']}, not int [batch]")
+            raise _fail(
+                name, f"input label is {label['dtype']} {_js(label['shape'])}, not int [batch]"
+            )
         classes = (manifest.get("data") or {}).get("class_names")
         count = (manifest.get("model_config") or {}).get("num_classes")
         if isinstance(classes, list) and classes:
@@ -219,7 +230,7 @@ def describe(manifest: Any, name: str) -> Described:
         ):
             raise _fail(
                 name,
-                f"input tokens is {tokens['dtype']} {tokens['shape']}, not int "
+                f"input tokens is {tokens['dtype']} {_js(tokens['shape'])}, not int "
                 f"[batch, {spec['max_length']}] (tokenizer.max_length)",
             )
         described.tokenizer = spec
@@ -228,17 +239,13 @@ def describe(manifest: Any, name: str) -> Described:
 
 def model_names(export_dir: str) -> list[str]:
     """Names of the `<name>.json` manifests in an export directory, sorted."""
-    names = []
-    for entry in sorted(os.listdir(export_dir)):
-        if entry.endswith(".json") and not entry.startswith("."):
-            try:
-                with open(os.path.join(export_dir, entry)) as f:
-                    value = json.load(f)
-            except (OSError, ValueError):
-                value = None
-            if isinstance(value, dict) and "family" in value:
-                names.append(entry[: -len(".json")])
-    return names
+    return sorted(
+        entry[: -len(".json")]
+        for entry in os.listdir(export_dir)
+        if entry.endswith(".json")
+        and not entry.startswith(".")
+        and os.path.isfile(os.path.join(export_dir, entry))
+    )
 
 
 def load(export_dir: str, name: str | None = None) -> list[Described]:
@@ -286,19 +293,3 @@ def load(export_dir: str, name: str | None = None) -> list[Described]:
                     raise UsageError(f"{model}.json lists {file}, which is not in {export_dir}")
         described.append(item)
     return described
-
-
-# -- the text families' tokenizer (demo/web/src/tokenizer.js) -------------------------------
-def words(text: str) -> list[str]:
-    """The words of `text`: ASCII A-Z lowercased, runs outside [a-z0-9] as one separator."""
-    lowered = re.sub("[A-Z]", lambda m: m.group().lower(), text)
-    return [w for w in re.sub("[^a-z0-9]+", " ", lowered).split(" ") if w]
-
-
-def tokenize(text: str, spec: dict[str, Any]) -> list[int]:
-    """Token ids of `text` (length `max_length`) under the manifest's tokenizer."""
-    index: dict[str, int] = {}
-    for i, word in enumerate(spec["vocabulary"]):
-        index.setdefault(word, i)
-    ids = [index.get(w, spec["oov_id"]) for w in words(text)][: spec["max_length"]]
-    return ids + [spec["pad_id"]] * (spec["max_length"] - len(ids))

@@ -112,9 +112,14 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
         if path == "/api/models.json":
             models = []
             for name in manifest_lib.model_names(self.export_dir):
+                family = None  # an unreadable manifest is listed; the page says what is wrong
                 path_json = os.path.join(self.export_dir, f"{name}.json")
-                with contextlib.suppress(OSError, ValueError), open(path_json) as f:
-                    models.append({"name": name, "family": json.load(f).get("family")})
+                with (
+                    contextlib.suppress(OSError, ValueError, AttributeError),
+                    open(path_json) as f,
+                ):
+                    family = json.load(f).get("family")
+                models.append({"name": name, "family": family})
             return self._send(200, json.dumps(models).encode(), "application/json")
         if path.startswith("/export/"):
             file = path[len("/export/") :]

@@ -261,10 +261,13 @@ function textView(app) {
       tokens: {data: batch, shape: [n, tokens.length]},
     });
     const out = result.outputs.images;
-    drawGrid(stage2, out.data, out.shape, Math.min(n, 8));
     const low = result.outputs.stage1_images;
-    if (low) drawGrid(stage1, low.data, low.shape, Math.min(n, 8), scaleFor(out.shape[1]) *
-      out.shape[1] / low.shape[1]);
+    const cols = Math.min(n, low ? 4 : 8);  // two grids side by side with Stage I
+    drawGrid(stage2, out.data, out.shape, cols);
+    if (low) {
+      drawGrid(stage1, low.data, low.shape, cols,
+        (scaleFor(out.shape[1]) * out.shape[1]) / low.shape[1]);  // shown at Stage II's size
+    }
     setTiming(timingText(app.flavour, `${n} samples`, result));
   };
   const generate = element('button', {onclick: () => guarded(async () => {

@@ -70,16 +70,18 @@ export function describe(manifest, name) {
     (files[entry.flavour] ??= {})[entry.signature] = entry.file;
     inputsBySignature[entry.signature] ??= entry.inputs;
   }
+  // The first signature whose inputs the page knows (gan_int_cls also exports from_embedding).
+  const keyOf = (signature) => Object.keys(inputsBySignature[signature]).sort().join(',');
   const signatures = Object.keys(inputsBySignature);
-  const inputs = inputsBySignature[signatures[0]];
-  const key = Object.keys(inputs).sort().join(',');
-  const kind = KINDS[key];
-  if (!kind) {
-    fail(name, `the TFLite inputs (${key}) are not ones the demo knows: z; z and label; ` +
-      'z and tokens; images');
+  const chosen = signatures.find((signature) => KINDS[keyOf(signature)]);
+  if (chosen === undefined) {
+    fail(name, `the TFLite inputs (${signatures.map(keyOf).join(' | ')}) are not ones the ` +
+      'demo knows: z; z and label; z and tokens; images');
   }
+  const inputs = inputsBySignature[chosen];
+  const kind = KINDS[keyOf(chosen)];
   const flavours = FLAVOURS.filter((f) => files[f]);
-  const needed = kind === 'translation' ? TRANSLATION_SIGNATURES : [signatures[0]];
+  const needed = kind === 'translation' ? TRANSLATION_SIGNATURES : [chosen];
   for (const flavour of flavours) {
     for (const signature of needed) {
       if (!files[flavour][signature]) {
@@ -100,7 +102,7 @@ export function describe(manifest, name) {
     const image = described.outputs.images;
     const input = inputs.images.shape.slice(1);
     if (!image.image || JSON.stringify(input) !== JSON.stringify(image.shape)) {
-      fail(name, `images in (${input}) and out (${image.shape}) differ`);
+      fail(name, `images in (${JSON.stringify(input)}) and out (${JSON.stringify(image.shape)}) differ`);
     }
     return described;
   }

@@ -2,11 +2,12 @@
 // lowercase ASCII A-Z only; every maximal run of characters outside [a-z0-9] becomes one space;
 // split on spaces dropping empty pieces; each word -> its index in the vocabulary (unknown ->
 // oov_id); keep the first max_length ids; pad with pad_id at the end to max_length.
+// The Python side is zoo.core.text (Tokenizer.tokenize_numpy); --check compares the two.
 
 /** The words of `text` under the rule (before the vocabulary lookup). */
 export function words(text) {
   const lowered = String(text).replace(/[A-Z]/g, (c) => c.toLowerCase());
-  return lowered.replace(/[^a-z0-9]+/g, ' ').split(' ').filter((w) => w.length > 0);
+  return lowered.replace(/[^a-z0-9]+/gu, ' ').split(' ').filter((w) => w.length > 0);
 }
 
 /** Token ids (length max_length) of `text` for a tokenizer spec from the manifest. */

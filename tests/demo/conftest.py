@@ -1,0 +1,148 @@
+"""Fixtures of the demo tests: what the browser checks need, and tiny exports of every family.
+
+The browser tests need Debian's `chromium`, Node.js and `npm ci` in demo/web. Without them they
+skip, saying what is missing, unless `GANZOO_REQUIRE_DEMO=1` (set by .ci/run, which installs
+them): then they fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.families import REPO, TINY, run_python, tiny_flags
+
+WEB_DIR = os.path.join(REPO, "demo", "web")
+REQUIRED = os.environ.get("GANZOO_REQUIRE_DEMO") == "1"
+
+
+def missing_demo_tools() -> list[str]:
+    """What the browser tests need and this machine lacks (empty when all is there)."""
+    from zoo.demo import check
+    from zoo.errors import UsageError
+
+    missing = []
+    try:
+        check.find_browser()
+    except UsageError:
+        missing.append("chromium (apt-get install -y chromium)")
+    if not shutil.which("node"):
+        missing.append("node (apt-get install -y nodejs npm)")
+    for package in ("puppeteer-core", "@litertjs/core", "esbuild"):
+        if not os.path.isdir(os.path.join(WEB_DIR, "node_modules", package)):
+            missing.append(f"{package} (cd demo/web && npm ci)")
+            break
+    return missing
+
+
+@pytest.fixture(scope="session")
+def demo_tools() -> None:
+    """Skips (or, with GANZOO_REQUIRE_DEMO=1, fails) when the browser tests cannot run here."""
+    missing = missing_demo_tools()
+    if missing:
+        message = f"the demo's browser tests need: {', '.join(missing)}"
+        if REQUIRED:
+            pytest.fail(f"{message} (GANZOO_REQUIRE_DEMO=1)")
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """Node.js for the page's modules (tokenizer, manifest rules, batch patch)."""
+    path = shutil.which("node")
+    if not path:
+        if REQUIRED:
+            pytest.fail("node is missing (GANZOO_REQUIRE_DEMO=1)")
+        pytest.skip("the page's JavaScript tests need node (apt-get install -y nodejs)")
+    return path
+
+
+def run_node_module(node: str, code: str, payload: object) -> object:
+    """Runs ES-module `code` (which reads the JSON `input` and calls `output(value)`) in node."""
+    script = (
+        "import * as nodeFs from 'node:fs';\n"
+        "const input = JSON.parse(nodeFs.readFileSync(0, 'utf8'));\n"
+        "const output = (value) => process.stdout.write(JSON.stringify(value));\n" + code
+    )
+    result = subprocess.run(
+        [node, "--input-type=module", "-e", script],
+        input=json.dumps(payload),
+        cwd=WEB_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+def run_demo(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Runs `python -m zoo.demo ARGS` from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.demo", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@dataclasses.dataclass
+class DemoExport:
+    family: str
+    export_dir: pathlib.Path
+    manifest: dict
+
+
+# One interpreter trains (1 step, through train_main's own main) and exports (export_lib, the
+# library behind `python -m export`): one TensorFlow start-up per family instead of two.
+_TRAIN_AND_EXPORT = """
+import sys
+from absl import flags
+import train_main
+argv = ["train_main", *{flags!r}]
+flags.FLAGS(argv)
+code = train_main.main(argv[:1])
+if code:
+    sys.exit(code)
+from export import export_lib
+export_lib.export({run_dir!r}, {export_dir!r}, formats={formats!r})
+"""
+
+
+@pytest.fixture(scope="session")
+def demo_export(tmp_path_factory):
+    """family -> a tiny run (1 step, batch 8) exported to TFLite float32 (dcgan: and float16)."""
+    exports: dict[str, DemoExport] = {}
+
+    def make(family: str) -> DemoExport:
+        if family not in exports:
+            run_dir = tmp_path_factory.mktemp(f"demo-run-{family}")
+            export_dir = tmp_path_factory.mktemp(f"demo-export-{family}")
+            formats = ["float32", "float16"] if family == "dcgan" else ["float32"]
+            flags = [
+                *tiny_flags(family),
+                f"--model_dir={run_dir}",
+                "--train_steps=1",
+                "--batch_size=8",
+            ]
+            code = _TRAIN_AND_EXPORT.format(
+                flags=flags, run_dir=str(run_dir), export_dir=str(export_dir), formats=formats
+            )
+            result = run_python(code)
+            assert result.returncode == 0, result.stderr[-3000:]
+            manifest = json.loads((export_dir / f"{family}.json").read_text())
+            exports[family] = DemoExport(family, export_dir, manifest)
+        return exports[family]
+
+    return make
+
+
+FAMILIES = sorted(TINY)
