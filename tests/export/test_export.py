@@ -76,7 +76,7 @@ def test_layout_and_manifest(exported, trained):
     assert m["step"] == TRAIN_STEPS and m["version"] == TRAIN_STEPS
     assert m["trained_with"]["mixed_precision"] == "mixed_float16"
     assert m["saved_model"]["path"] == f"{family}/{TRAIN_STEPS}"
-    assert list(m["signatures"])[: len(signatures)] == signatures
+    assert set(signatures) <= set(m["signatures"])  # the JSON's keys are sorted
     assert "serving_default" in m["signatures"]
     assert sorted(e["file"] for e in m["tflite"]) == expected_files
     for entry in m["tflite"]:
