@@ -50,6 +50,12 @@ flags.DEFINE_integer(
     "eval_every", 0, "Metrics period in steps (modes on toys, FD/KID on images); 0 = never."
 )
 flags.DEFINE_integer("eval_samples", 10000, "Samples per evaluation.")
+flags.DEFINE_integer(
+    "stage",
+    0,
+    "Phase of a family trained in phases (stackgan: 1 = Stage-I, then 2 = Stage-II with the "
+    "same --model_dir); 0 = the family's default.",
+)
 flags.DEFINE_string(
     "loss", None, "Adversarial loss: minimax, non_saturating, least_squares, hinge, wgan_gp."
 )
@@ -98,6 +104,7 @@ def main(argv: list[str]) -> int:
         domain_b=FLAGS.domain_b,
         eval_every=FLAGS.eval_every,
         eval_samples=FLAGS.eval_samples,
+        stage=FLAGS.stage,
     )
     try:
         result = train.run(rc, overrides)

@@ -21,6 +21,7 @@ FAMILY_MODULES: dict[str, str] = {
     "cgan": "zoo.models.cgan",
     "cyclegan": "zoo.models.cyclegan",
     "gan_int_cls": "zoo.models.gan_int_cls",
+    "stackgan": "zoo.models.stackgan",
 }
 
 _FAMILIES: dict[str, type] = {}

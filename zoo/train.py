@@ -8,6 +8,16 @@ directly. The layout of a run directory:
     MODEL_DIR/samples/           step_XXXXXXXX.png and latest.png
     MODEL_DIR/metrics.jsonl      one JSON object per logging window
     MODEL_DIR/tensorboard/       scalars and sample images
+
+Families trained in phases (`stackgan`: `--stage=1`, then `--stage=2` with the same
+`--model_dir`) keep phase 1 in that layout and each later phase N in its own directory,
+
+    MODEL_DIR/stageN/checkpoints/, samples/, metrics.jsonl, tensorboard/
+
+so every phase resumes on its own and phase 1's checkpoints stay for the next phase's
+`warm_start`. `config.json` holds the family config of the phase last started (with its
+`stage`) and, under `stages`, each phase's run options and data; the config may only change its
+`stage` between phases. `load_trained` and `latest_step` pick the latest phase with a checkpoint.
 """
 
 from __future__ import annotations
@@ -66,6 +76,8 @@ class RunConfig:
         of a labelled dataset).
       eval_every: compute the family's metrics (`zoo.eval`) every this many steps (0 = never).
       eval_samples: samples per evaluation.
+      stage: the phase of a family trained in phases (`stackgan`: 1 or 2); 0 = the family's
+        default. Families with one phase refuse anything else.
     """
 
     model: str = "dcgan"
@@ -93,6 +105,7 @@ class RunConfig:
     domain_b: str = ""
     eval_every: int = 0
     eval_samples: int = 10000
+    stage: int = 0
 
 
 @dataclasses.dataclass
@@ -117,7 +130,7 @@ def _check_run_config(rc: RunConfig) -> None:
     for name in ("train_steps", "batch_size", "steps_per_execution", "keep_checkpoints"):
         if getattr(rc, name) < 1:
             raise UsageError(f"--{name} must be >= 1, got {getattr(rc, name)}")
-    for name in ("checkpoint_every", "sample_every", "log_every", "num_virtual_devices"):
+    for name in ("checkpoint_every", "sample_every", "log_every", "num_virtual_devices", "stage"):
         if getattr(rc, name) < 0:
             raise UsageError(f"--{name} must be >= 0, got {getattr(rc, name)}")
     if rc.eval_every < 0 or rc.eval_samples < 1:
@@ -149,13 +162,45 @@ def load_run(model_dir: str) -> tuple[type, Any, dict[str, Any]]:
     return family, config, saved
 
 
+def phase_dir(model_dir: str, stage: int) -> str:
+    """Where a phase keeps its checkpoints, samples and metrics: the run directory for phase 1
+    (and families with one phase), `MODEL_DIR/stageN` for a later phase N."""
+    return model_dir if stage <= 1 else os.path.join(model_dir, f"stage{stage}")
+
+
+def _stages(family: type) -> tuple[int, ...]:
+    return tuple(getattr(family, "stages", ()))
+
+
+def _with_stage(family: type, config: Any, rc: RunConfig) -> Any:
+    """The config with the phase `--stage` asks for (families with phases), else unchanged."""
+    stages = _stages(family)
+    if not stages:
+        if rc.stage:
+            raise UsageError(
+                f"--stage is for families trained in phases; {family.family_name} has one "
+                f"(got --stage={rc.stage})"
+            )
+        return config
+    if rc.stage and rc.stage not in stages:
+        raise UsageError(
+            f"--stage must be one of {', '.join(map(str, stages))} for {family.family_name}, "
+            f"got {rc.stage}"
+        )
+    return dataclasses.replace(config, stage=rc.stage) if rc.stage else config
+
+
 def resolve_config(rc: RunConfig, overrides: Sequence[str]) -> tuple[type, Any]:
     """The family and its config: from `model_dir` when resuming, else defaults + overrides.
+
+    A family trained in phases takes its `stage` from `rc.stage` (else an override, else its
+    default); the phase may differ from the saved run's, nothing else may.
 
     Raises:
       UsageError: unknown family or field, or overrides that contradict the saved run.
     """
     family = registry.get(rc.model)
+    phased = bool(_stages(family))
     path = os.path.join(rc.model_dir, CONFIG_FILE)
     if os.path.exists(path):
         saved_family, saved_config, saved = load_run(rc.model_dir)
@@ -164,11 +209,13 @@ def resolve_config(rc: RunConfig, overrides: Sequence[str]) -> tuple[type, Any]:
                 f"{rc.model_dir} holds a {saved['model']!r} run, not {rc.model!r}; "
                 "use another --model_dir"
             )
-        config = apply_overrides(saved_config, overrides)
+        if phased:  # the phase comes from this run's options, not from the saved one
+            saved_config = dataclasses.replace(saved_config, stage=family.config_class().stage)
+        config = _with_stage(family, apply_overrides(saved_config, overrides), rc)
         changed = [
             f"{k}: {v} -> {getattr(config, k)}"
             for k, v in config_to_dict(saved_config).items()
-            if config_to_dict(config)[k] != v
+            if config_to_dict(config)[k] != v and not (phased and k == "stage")
         ]
         if changed:
             raise UsageError(
@@ -180,7 +227,7 @@ def resolve_config(rc: RunConfig, overrides: Sequence[str]) -> tuple[type, Any]:
                 f"{rc.model_dir} was trained on {saved['run']['dataset']!r}, not {rc.dataset!r}"
             )
         return family, config
-    return family, apply_overrides(family.config_class(), overrides)
+    return family, _with_stage(family, apply_overrides(family.config_class(), overrides), rc)
 
 
 def first_line(err: BaseException) -> str:
@@ -195,10 +242,11 @@ class TrainedRun:
 
     Attributes:
       model: the family's `GAN`, float32, weights from `checkpoint`.
-      run_config: the run's `zoo.RunConfig`.
-      saved: the run's whole config JSON.
+      run_config: the run's `zoo.RunConfig` (of the checkpoint's phase).
+      saved: the run's whole config JSON (`model_config`, `run` and `data` of that phase).
       checkpoint: path prefix of the restored checkpoint.
-      step: the training step stored in that checkpoint.
+      step: the training step stored in that checkpoint, plus the steps of earlier phases
+        for families trained in phases (so a later phase's export has a newer version).
     """
 
     model: Any
@@ -236,23 +284,45 @@ def _checkpoint_path(model_dir: str, checkpoint: str | None) -> str:
     return path
 
 
+def _checkpoint_stage(model_dir: str, stages: Sequence[int], checkpoint: str | None) -> int:
+    """The phase a checkpoint belongs to; without one, the latest phase that has one."""
+    if checkpoint:
+        target = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
+        for stage in stages:
+            here = os.path.join(phase_dir(model_dir, stage), "checkpoints")
+            if os.path.realpath(target) == os.path.realpath(here):
+                return stage
+    for stage in sorted(stages, reverse=True):
+        if tf.train.latest_checkpoint(os.path.join(phase_dir(model_dir, stage), "checkpoints")):
+            return stage
+    return min(stages)
+
+
 def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
     """Rebuilds a run's model in float32 from its config JSON and restores a checkpoint.
 
     Args:
       model_dir: the run directory (holds `config.json` and `checkpoints/`).
-      checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest.
+      checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest (of
+        the latest phase, for families trained in phases).
 
     Raises:
       UsageError: not a run directory, no checkpoint, or one that cannot be read or does
         not fit the model.
     """
     family, config, saved = load_run(model_dir)
+    directory = model_dir
+    if _stages(family):
+        stage = _checkpoint_stage(model_dir, _stages(family), checkpoint)
+        config = dataclasses.replace(config, stage=stage)
+        record = saved.get("stages", {}).get(str(stage), {})
+        saved = {**saved, **record, "model_config": config_to_dict(config)}
+        directory = phase_dir(model_dir, stage)
     try:
         run_config = config_from_dict(RunConfig, saved["run"])
     except (KeyError, TypeError) as err:
         raise UsageError(f"{model_dir}/{CONFIG_FILE} has no valid 'run' section") from err
-    path = _checkpoint_path(model_dir, checkpoint)
+    path = _checkpoint_path(directory, checkpoint)
     with float32_policy():
         try:
             model = family(config, seed=run_config.seed)
@@ -266,14 +336,37 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
     except Exception as err:  # corrupt files surface as OpError, IndexError, ValueError, ...
         raise UsageError(f"cannot restore checkpoint {path}: {first_line(err)}") from err
     status.expect_partial()  # optimizers and noise state are for training only
-    return TrainedRun(model, run_config, saved, path, int(model.step.numpy()))
+    step = int(model.step.numpy()) + int(getattr(model, "steps_before_phase", 0))
+    return TrainedRun(model, run_config, saved, path, step)
 
 
 # -- signatures and the SavedModel -----------------------------------------------------------
-def latest_step(model_dir: str) -> int:
-    """Step of the newest checkpoint in a run directory (0 when there is none)."""
-    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+def latest_step(model_dir: str, stage: int | None = None) -> int:
+    """Step of the newest checkpoint in a run directory (0 when there is none).
+
+    `stage` picks a phase of a family trained in phases; by default the latest phase with a
+    checkpoint (its own steps).
+    """
+    if stage is None:
+        later = sorted(
+            (int(name[len("stage") :]) for name in _listdir(model_dir) if _is_stage(name)),
+            reverse=True,
+        )
+        for candidate in [*later, 1]:
+            step = latest_step(model_dir, candidate)
+            if step:
+                return step
+        return 0
+    path = tf.train.latest_checkpoint(os.path.join(phase_dir(model_dir, stage), "checkpoints"))
     return int(path.rsplit("-", 1)[-1]) if path else 0
+
+
+def _listdir(directory: str) -> list[str]:
+    return os.listdir(directory) if os.path.isdir(directory) else []
+
+
+def _is_stage(name: str) -> bool:
+    return name.startswith("stage") and name[len("stage") :].isdigit()
 
 
 def _adapt_to_data(family: type, config: Any, info: zoo_data.DatasetInfo) -> Any:
@@ -309,6 +402,31 @@ def build_model(family: type, config: Any, rc: RunConfig, strategy: tf.distribut
             steps_per_execution=rc.steps_per_execution,
         )
     return model
+
+
+def _write_config(
+    rc: RunConfig, family: type, config: Any, info: zoo_data.DatasetInfo, stage: int
+) -> None:
+    """Writes `config.json`: the family config, run options and data (and, for families trained
+    in phases, each phase's run options and data under `stages`)."""
+    path = os.path.join(rc.model_dir, CONFIG_FILE)
+    run_options = config_to_dict(dataclasses.replace(rc, stage=stage))
+    data = {
+        "name": info.name,
+        "kind": info.kind,
+        "shape": list(info.shape),
+        "class_names": list(info.class_names or []),
+    }
+    record = {
+        "model": family.family_name,
+        "model_config": config_to_dict(config),
+        "run": run_options,
+        "data": data,
+    }
+    if stage:
+        stages = read_json(path).get("stages", {}) if os.path.exists(path) else {}
+        record["stages"] = {**stages, str(stage): {"run": run_options, "data": data}}
+    atomic_write_json(path, record)
 
 
 def run(
@@ -368,8 +486,10 @@ def run(
 
     model = build_model(family, config, rc, strategy)
     model.warm_start(rc)
+    stage = getattr(config, "stage", 0) if _stages(family) else 0
+    run_dir = phase_dir(rc.model_dir, stage)
     checkpoint = RunCheckpoint(
-        os.path.join(rc.model_dir, "checkpoints"),
+        os.path.join(run_dir, "checkpoints"),
         model.checkpoint_items(),
         keep=rc.keep_checkpoints,
         chief=chief,
@@ -380,22 +500,9 @@ def run(
         checkpoint.close()
         raise
     if start:
-        print(f"resuming {rc.model_dir} from step {start}", flush=True)
+        print(f"resuming {run_dir} from step {start}", flush=True)
     if chief:
-        atomic_write_json(
-            os.path.join(rc.model_dir, CONFIG_FILE),
-            {
-                "model": family.family_name,
-                "model_config": config_to_dict(config),
-                "run": config_to_dict(rc),
-                "data": {
-                    "name": info.name,
-                    "kind": info.kind,
-                    "shape": list(info.shape),
-                    "class_names": list(info.class_names or []),
-                },
-            },
-        )
+        _write_config(rc, family, config, info, stage)
     if start >= rc.train_steps:
         print(f"{rc.model_dir} already trained {start} steps (--train_steps={rc.train_steps})")
         checkpoint.close()
@@ -403,14 +510,12 @@ def run(
     if start:
         ds, _ = dataset(start)
 
-    writer = (
-        tf.summary.create_file_writer(os.path.join(rc.model_dir, "tensorboard")) if chief else None
-    )
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard")) if chief else None
     guard = zoo_callbacks.NonFiniteGuard(start, rc.max_nonfinite_steps)
     saver = zoo_callbacks.CheckpointCallback(checkpoint, start, rc.checkpoint_every, guard)
     # Every worker resets its trackers at the same steps (a collective op); the chief writes.
     metrics = zoo_callbacks.MetricsCallback(
-        os.path.join(rc.model_dir, "metrics.jsonl") if chief else None,
+        os.path.join(run_dir, "metrics.jsonl") if chief else None,
         writer,
         start,
         rc.log_every,
@@ -423,7 +528,7 @@ def run(
             centres = zoo_data.toy_modes(rc.dataset)[0]
         callbacks += [
             zoo_callbacks.SampleCallback(
-                os.path.join(rc.model_dir, "samples"),
+                os.path.join(run_dir, "samples"),
                 writer,
                 start,
                 rc.sample_every,
@@ -436,7 +541,7 @@ def run(
             callbacks.append(
                 EvalCallback(
                     evaluator,
-                    os.path.join(rc.model_dir, "metrics.jsonl"),
+                    os.path.join(run_dir, "metrics.jsonl"),
                     writer,
                     start,
                     rc.eval_every,

@@ -1,4 +1,4 @@
-"""StackGAN networks: shapes at every resolution pair, ε = 0, precision, bad sizes, TFLite."""
+"""StackGAN: networks at every resolution pair, the two-phase model, its driver and export."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from zoo.errors import UsageError
-from zoo.models import stackgan_networks as sn
+from zoo.models import stackgan as sn
 
 LATENT, EMBEDDING, CONDITION, CHANNELS, FILTERS = 8, 6, 4, 3, 4
 PAIRS = [(16, 32), (32, 64), (64, 128), (64, 256)]
