@@ -49,6 +49,26 @@ TINY: dict[str, tuple[str, tuple[str, ...]]] = {
             "captions_per_image=2",
         ),
     ),
+    # 16 -> 32 px; the shared tests run phase 1 (the default stage), tests/models/test_stackgan.py
+    # runs phase 2 after it (mirrored + mixed_float16, exact resume after a kill, export).
+    "stackgan": (
+        "fashion_mnist",
+        (
+            "stage1_size=16",
+            "image_size=32",
+            "stage1_generator_filters=4",
+            "stage1_discriminator_filters=4",
+            "stage2_generator_filters=4",
+            "stage2_discriminator_filters=4",
+            "residual_blocks=1",
+            "condition_dim=8",
+            "embedding_dim=16",
+            "text_embedding_dim=8",
+            "text_units=8",
+            "text_encoder_steps=5",
+            "captions_per_image=2",
+        ),
+    ),
 }
 
 # family -> more run options (`zoo.train.RunConfig` fields, also `--NAME=VALUE` flags).

@@ -248,3 +248,188 @@ def test_stage1_to_stage2_pipeline_converts_to_builtin_tflite_with_parity(tmp_pa
     for key in ("images", "stage1_images"):
         assert np.std(reference[key].numpy()) > 0.1  # parity on images, not on near-zeros
         np.testing.assert_allclose(lite[key], reference[key].numpy(), atol=1e-4)
+
+
+# -- the model -------------------------------------------------------------------------------
+VOCABULARY = ("", "[UNK]", "a", "dark", "light", "sandal", "sneaker", "bag")
+NAMES = ("Sandal", "Sneaker", "Bag")
+
+
+def tiny_model(stage: int = 1, **changes):
+    from zoo.models.stackgan import StackGAN, StackGANConfig
+
+    keras.utils.set_random_seed(5)
+    config = StackGANConfig(
+        stage=stage,
+        stage1_size=16,
+        image_size=32,
+        stage1_generator_filters=4,
+        stage1_discriminator_filters=4,
+        stage2_generator_filters=4,
+        stage2_discriminator_filters=4,
+        residual_blocks=1,
+        condition_dim=8,
+        embedding_dim=16,
+        text_embedding_dim=8,
+        text_units=8,
+        vocabulary=VOCABULARY,
+        max_length=6,
+        class_names=NAMES,
+        **changes,
+    )
+    return StackGAN(config, seed=3)
+
+
+def text_batch(model, side: int, size: int = 4):
+    tokenize = model.tokenizer.tokenize_numpy
+    images = tf.random.stateless_uniform((size, side, side, 1), seed=(1, 2), minval=-1, maxval=1)
+    text = tf.constant(tokenize(["a dark sandal", "a light sneaker", "a bag", "a sandal"][:size]))
+    wrong = tf.constant(tokenize(["a bag", "a dark bag", "a sneaker", "a light bag"][:size]))
+    return images, text, wrong
+
+
+def make_kl_visible(model) -> None:
+    """CA weights large enough that μ and log σ² are far from 0 (the init gives KL ≈ 0)."""
+    for generator in (model.stage1_generator, model.stage2_generator):
+        dense = generator.get_layer("conditioning_augmentation").dense
+        dense.kernel.assign(tf.random.stateless_normal(dense.kernel.shape, seed=(7, 8)))
+        dense.bias.assign(tf.random.stateless_normal(dense.bias.shape, seed=(7, 9)))
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_generator_loss_adds_kl_weight_times_the_kl_of_the_trained_stage(stage):
+    from zoo.core.conditioning import kl_divergence
+
+    side = 16 if stage == 1 else 32
+    results = {}
+    for weight in (0.0, 2.5):
+        model = tiny_model(stage, kl_weight=weight)
+        make_kl_visible(model)
+        model.compile(train_steps=1)
+        data = text_batch(model, side)
+        generator = model.trained_generator
+        h = model.encode(data[1])
+        first = [tf.zeros((4, 100)), h, tf.zeros((4, 8))]
+        if stage == 2:
+            first = [model.stage1_generator(first, training=False)["images"], h, tf.zeros((4, 8))]
+        out = generator(first, training=True)  # μ, log σ² do not depend on ε, z or the image
+        expected = float(tf.reduce_mean(kl_divergence(out["mu"], out["log_var"])))
+        logs = model.train_step(data)
+        results[weight] = logs
+        assert float(logs["kl_loss"]) == pytest.approx(expected, rel=1e-5)
+        assert expected > 0.1
+    difference = float(results[2.5]["g_loss"]) - float(results[0.0]["g_loss"])
+    assert difference == pytest.approx(2.5 * float(results[0.0]["kl_loss"]), rel=1e-4)
+
+
+def test_phase_two_trains_stage2_only_and_leaves_stage1_as_it_was():
+    model = tiny_model(2)
+    model.compile(train_steps=2)
+    assert {id(v) for v in model.generator_variables} == {
+        id(v) for v in model.stage2_generator.trainable_variables
+    }
+    assert {id(v) for v in model.discriminator_variables} == {
+        id(v) for v in model.stage2_discriminator.trainable_variables
+    }
+    nets = ("stage1_generator", "stage1_discriminator", "stage2_generator", "stage2_discriminator")
+    before = {n: [w.numpy().copy() for w in getattr(model, n).weights] for n in nets}
+    data = tf.data.Dataset.from_tensors(text_batch(model, 32)).repeat()
+    model.fit(data, steps_per_epoch=2, verbose=0)
+    for name in nets:
+        after = [w.numpy() for w in getattr(model, name).weights]
+        same = all(np.array_equal(b, a) for b, a in zip(before[name], after, strict=True))
+        assert same == name.startswith("stage1"), name  # BN statistics of Stage-I included
+
+
+def test_phase_one_trains_stage1_at_the_low_resolution():
+    model = tiny_model(1)
+    model.compile(train_steps=1)
+    assert model.data_shape == (16, 16, 1)
+    before = [w.numpy().copy() for w in model.stage2_generator.weights]
+    logs = model.train_step(text_batch(model, 16))
+    assert {"d_loss", "g_loss", "kl_loss", "mismatched_logit"} <= set(logs)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert all(
+        np.array_equal(b, a.numpy())
+        for b, a in zip(before, model.stage2_generator.weights, strict=True)
+    )
+
+
+def test_serving_after_each_phase_uses_mu_and_returns_both_stages_after_phase_two():
+    for stage in (1, 2):
+        model = tiny_model(stage)
+        table = model.serving_signatures()
+        assert list(table) == ["serving_default", "tokens", "from_embedding"]
+        assert model.tflite_signatures() == ["tokens", "from_embedding"]
+        z = tf.random.stateless_normal((3, 100), seed=(4, 5))
+        captions = ["a dark sandal", "A LIGHT, unheard-of sneaker!!", ""]
+        from_text = table["serving_default"][0](z=z, text=tf.constant(captions))
+        again = table["serving_default"][0](z=z, text=tf.constant(captions))
+        tokens = tf.constant(model.tokenizer.tokenize_numpy(captions))
+        from_tokens = table["tokens"][0](z=z, tokens=tokens)
+        expected = {"images": 16} if stage == 1 else {"images": 32, "stage1_images": 16}
+        assert {k: v.shape[1] for k, v in from_text.items()} == expected
+        for key in expected:  # no noise inside: the same inputs give the same images
+            np.testing.assert_array_equal(from_text[key], again[key])
+            np.testing.assert_allclose(from_text[key], from_tokens[key], atol=1e-6)
+        if stage == 2:  # Stage-I's output is what phase 1's export serves as images
+            stage1 = model.images_from(z, model.encode(tokens))["stage1_images"]
+            np.testing.assert_allclose(stage1, from_text["stage1_images"], atol=1e-6)
+        picture = model.sample_picture(64)  # a row per class; (Stage-I, Stage-II) pairs
+        assert picture.shape[0] == 3 * 66 + 2
+        tiles = 6 * stage
+        assert picture.shape[1] > tiles * 66 and picture.shape[1] < (tiles + 1) * 66 + 200
+
+
+def test_config_checks():
+    from zoo.models.stackgan import StackGANConfig
+
+    with pytest.raises(UsageError, match="stage must be 1 or 2"):
+        StackGANConfig(stage=3)
+    with pytest.raises(UsageError, match="2 or 4 times stage1_size"):
+        StackGANConfig(stage1_size=16, image_size=48)
+    with pytest.raises(UsageError, match="kl_weight"):
+        StackGANConfig(kl_weight=-1.0)
+    with pytest.raises(UsageError, match="text_input"):
+        StackGANConfig(text_input="audio")
+
+
+def test_stage_is_the_only_config_change_allowed_between_phases(tmp_path):
+    import json
+
+    from zoo import train
+    from zoo.core.config import config_to_dict
+    from zoo.models.stackgan import StackGANConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = {"model": "stackgan", "model_config": config_to_dict(StackGANConfig())}
+    saved["run"] = {"dataset": "fashion_mnist"}
+    (run / "config.json").write_text(json.dumps(saved))
+    rc = train.RunConfig(model="stackgan", model_dir=str(run), stage=2)
+    assert train.resolve_config(rc, [])[1].stage == 2
+    assert train.resolve_config(dataclasses_replace(rc, stage=0), [])[1].stage == 1
+    assert train.resolve_config(dataclasses_replace(rc, stage=0), ["stage=2"])[1].stage == 2
+    with pytest.raises(UsageError, match=r"another config \(kl_weight"):
+        train.resolve_config(rc, ["kl_weight=2"])
+    with pytest.raises(UsageError, match="--stage must be one of 1, 2"):
+        train.resolve_config(dataclasses_replace(rc, stage=3), [])
+    rc = train.RunConfig(model="dcgan", model_dir=str(tmp_path / "dcgan"), stage=1)
+    with pytest.raises(UsageError, match="--stage is for families trained in phases"):
+        train.resolve_config(rc, [])
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
+
+
+def test_stage_two_without_stage_one_is_one_line_and_exit_2(tmp_path):
+    from tests.families import run_main, tiny_flags
+
+    result = run_main([*tiny_flags("stackgan"), f"--model_dir={tmp_path}", "--stage=2"])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs a Stage-I checkpoint" in lines[0], result.stderr
+    assert not (tmp_path / "config.json").exists() and not (tmp_path / "text_encoder").exists()
