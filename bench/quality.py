@@ -1,7 +1,7 @@
 """Sample quality of a family trained for a fixed budget, through the path `train_main.py` runs.
 
     python bench/quality.py --model=dcgan                        # 3000 steps of 64, 28 px
-    python bench/quality.py --model=gan --dataset=ring8          # also grid25; --pack, --loss
+    python bench/quality.py --model=gan --dataset=ring8          # 8000 steps of 256; also grid25
     python bench/quality.py --model=cyclegan --train_steps=300   # sandal <-> sneaker, 32 px
 
 Each mode trains with `zoo.train.run` into `--work_dir/<model>_<dataset>...`, restores the run
@@ -13,7 +13,8 @@ translation), then writes a picture of samples beside the run.
   tutorial's DCGAN (tensorflow.org/tutorials/generative/dcgan) for the same steps and batch on
   the same stream, with the tutorial's own `tf.function` loop, and evaluates its samples with
   the same evaluator, sample count and seed: FD, KID, IS, precision and recall of both.
-- `gan` on `ring8` / `grid25`: modes covered and the high-quality fraction.
+- `gan` on `ring8` / `grid25`: modes covered and the high-quality fraction, at the toy
+  defaults of `zoo.models.gan.VECTOR_DEFAULTS` (options: `--pack`, `--loss`, `--config`).
 - `cyclegan`: translation accuracy, FD and cycle L1 error both ways, and a grid of rows
   a, G(a), F(G(a)), b, F(b), G(F(b)).
 
@@ -34,8 +35,10 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "dcgan", ["dcgan", "gan", "cyclegan"], "Family to train.")
 flags.DEFINE_string("dataset", "", "Dataset (default fashion_mnist; for gan ring8, or grid25).")
-flags.DEFINE_integer("train_steps", 3000, "Training steps (the CPU budget).")
-flags.DEFINE_integer("batch_size", 0, "Batch size (default 64; 1 for cyclegan, the paper's).")
+flags.DEFINE_integer("train_steps", 0, "Training steps, the CPU budget (default 3000; toys 8000).")
+flags.DEFINE_integer(
+    "batch_size", 0, "Batch size (default 64; toys 256; 1 for cyclegan, the paper's)."
+)
 flags.DEFINE_integer("image_size", 0, "Image side (default 28 for dcgan, 32 for cyclegan).")
 flags.DEFINE_integer("eval_samples", 10000, "Samples evaluated (cyclegan: per domain, capped).")
 flags.DEFINE_integer("seed", 0, "Seed of the run and of the evaluation's samples.")
@@ -208,7 +211,8 @@ def main(argv: list[str]) -> None:
     model_name = FLAGS.model
     dataset = FLAGS.dataset or ("ring8" if model_name == "gan" else "fashion_mnist")
     toy = dataset in zoo_data.TOY_NAMES
-    batch_size = FLAGS.batch_size or (1 if model_name == "cyclegan" else 64)
+    batch_size = FLAGS.batch_size or (1 if model_name == "cyclegan" else 256 if toy else 64)
+    train_steps = FLAGS.train_steps or (8000 if toy else 3000)
     overrides = list(FLAGS.config)
     image_size = FLAGS.image_size or {"dcgan": 28, "cyclegan": 32}.get(model_name, 0)
     if image_size and not toy:
@@ -220,19 +224,19 @@ def main(argv: list[str]) -> None:
     if FLAGS.loss:
         overrides.append(f"loss={FLAGS.loss}")
     tag = "_".join(
-        [model_name, dataset, f"{FLAGS.train_steps}x{batch_size}"]
+        [model_name, dataset, f"{train_steps}x{batch_size}"]
         + [o.replace("=", "-") for o in overrides]
     )
     rc = train.RunConfig(
         model=model_name,
         dataset=dataset,
         model_dir=os.path.join(FLAGS.work_dir, tag),
-        train_steps=FLAGS.train_steps,
+        train_steps=train_steps,
         batch_size=batch_size,
         seed=FLAGS.seed,
-        checkpoint_every=FLAGS.train_steps,
-        sample_every=FLAGS.train_steps,
-        log_every=max(1, FLAGS.train_steps // 10),
+        checkpoint_every=train_steps,
+        sample_every=train_steps,
+        log_every=max(1, train_steps // 10),
         domain_a=FLAGS.domain_a if model_name == "cyclegan" else "",
         domain_b=FLAGS.domain_b if model_name == "cyclegan" else "",
     )

@@ -1,11 +1,14 @@
 """Vanilla GAN networks on images and on toy vectors."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from zoo import registry
-from zoo.core.config import apply_overrides
+from zoo.core.config import apply_overrides, config_from_dict, config_to_dict
 from zoo.errors import UsageError
+from zoo.models.gan import VECTOR_DEFAULTS
 
 
 def _gan(*overrides):
@@ -34,3 +37,58 @@ def test_toy_vectors_use_a_linear_output():
 def test_bad_pack_is_a_usage_error():
     with pytest.raises(UsageError, match="pack"):
         _gan("pack=0")
+
+
+def _config(*overrides, data_dim=0):
+    """A gan config as the driver makes it: defaults, overrides, then the data's vector size."""
+    config = apply_overrides(registry.get("gan").config_class(), list(overrides))
+    return dataclasses.replace(config, data_dim=data_dim) if data_dim else config
+
+
+def test_images_keep_the_mnist_defaults():
+    config = _config()
+    assert (config.latent_dim, config.generator_units, config.discriminator_units) == (
+        100,
+        (128,),
+        (128,),
+    )
+    assert (config.g_learning_rate, config.d_learning_rate, config.lr_constant_fraction) == (
+        2e-4,
+        2e-4,
+        1.0,
+    )
+
+
+def test_vectors_get_the_toy_defaults_and_record_them():
+    config = _config(data_dim=2)
+    assert {name: getattr(config, name) for name in VECTOR_DEFAULTS} == VECTOR_DEFAULTS
+    assert VECTOR_DEFAULTS["latent_dim"] == 2 and VECTOR_DEFAULTS["lr_constant_fraction"] < 1
+    saved = config_to_dict(config)
+    assert saved["generator_units"] == [256, 256, 256] and saved["latent_dim"] == 2
+    assert config_from_dict(type(config), saved) == config
+
+
+def test_overrides_win_on_vectors_even_when_equal_to_the_image_default():
+    config = _config("latent_dim=100", "generator_units=64", "d_learning_rate=2e-4", data_dim=2)
+    assert (config.latent_dim, config.generator_units, config.d_learning_rate) == (100, (64,), 2e-4)
+    assert config.discriminator_units == VECTOR_DEFAULTS["discriminator_units"]
+    assert config.g_learning_rate == VECTOR_DEFAULTS["g_learning_rate"]
+
+
+def test_toy_model_is_built_from_the_toy_defaults():
+    model = registry.get("gan")(_config(data_dim=2), seed=0)
+    assert model.generator.input_shape == (None, 2)
+    units = [layer.units for layer in model.discriminator.layers if hasattr(layer, "units")]
+    assert units == [256, 256, 256, 1]
+    optimizer = model.make_optimizer(1e-3, train_steps=100)
+    rates = []
+    for step in (0, 30, 65, 100):
+        optimizer.iterations.assign(step)
+        rates.append(float(optimizer.learning_rate))
+    assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 0.0])  # constant for 30%, then to zero
+
+
+def test_images_train_at_a_constant_rate():
+    optimizer = _gan().make_optimizer(2e-4, train_steps=100)
+    optimizer.iterations.assign(100)
+    assert float(optimizer.learning_rate) == pytest.approx(2e-4)
