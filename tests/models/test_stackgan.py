@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -433,3 +435,123 @@ def test_stage_two_without_stage_one_is_one_line_and_exit_2(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs a Stage-I checkpoint" in lines[0], result.stderr
     assert not (tmp_path / "config.json").exists() and not (tmp_path / "text_encoder").exists()
+
+
+# -- both phases end to end ------------------------------------------------------------------
+_PHASES = """
+import os, shutil, signal, sys, keras
+from zoo import train
+
+dataset, overrides, root, part = {args!r}
+
+class Kill(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+def run(name, stage, steps=4, kill=False, **options):
+    options = {{"seed": 3, "deterministic": True, **options}}
+    rc = train.RunConfig(model="stackgan", dataset=dataset, model_dir=os.path.join(root, name),
+                         train_steps=steps, batch_size=8, checkpoint_every=2, sample_every=0,
+                         log_every=2, stage=stage, **options)
+    result = train.run(rc, overrides, extra_callbacks=[Kill()] if kill else [])
+    print("RESULT", name, stage, result.status, result.resumed_from, result.step, flush=True)
+
+if part == 1:
+    run("a", 1)
+    shutil.copytree(os.path.join(root, "a"), os.path.join(root, "b"))
+    run("a", 2)
+    run("b", 2, kill=True)  # SIGKILL after step 3 of phase 2: resumes from stage2/ckpt-2
+else:
+    import json
+    from export import export_lib
+    run("b", 2)
+    out = os.path.join(root, "out")
+    a = os.path.join(root, "a")
+    phase1 = export_lib.export(a, out, checkpoint=os.path.join(a, "checkpoints"),
+                               formats=["saved_model", "float32"])
+    phase2 = export_lib.export(a, out)
+    for result in (phase1, phase2):
+        m = result.manifest
+        print("EXPORT", json.dumps({{"version": result.version, "stage": m["model_config"]["stage"],
+              "outputs": m["signatures"]["serving_default"]["outputs"],
+              "inputs": sorted(m["signatures"]["serving_default"]["inputs"]),
+              "tflite": sorted((e["file"], e["status"]) for e in m["tflite"])}}), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_two_phases_train_resume_exactly_and_export_after_each(tmp_path):
+    """Phase 1 then phase 2 in one run directory: a phase 2 killed and resumed ends with the
+    weights of an uninterrupted one; Stage-I is the same in phase 1's and phase 2's checkpoints;
+    exports after phase 1 (Stage-I only) and after phase 2 (both images, three flavours)."""
+    import json
+    import signal
+
+    from tests.core.test_resume import _assert_same, _variables
+    from tests.families import TINY, run_python
+
+    dataset, overrides = TINY["stackgan"]
+    args = (dataset, list(overrides), str(tmp_path))
+    result = run_python(_PHASES.format(args=(*args, 1)), timeout=600)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT")]
+    assert lines == [
+        "RESULT a 1 completed 0 4",
+        "RESULT a 2 completed 0 4",
+    ], result.stdout
+    assert sorted(p.name for p in (tmp_path / "b" / "stage2" / "checkpoints").glob("*.index")) == [
+        "ckpt-2.index"
+    ]
+    result = run_python(_PHASES.format(args=(*args, 2)), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "RESULT b 2 completed 2 4" in result.stdout
+
+    a = tmp_path / "a"
+    # Each phase has its own state; config.json records both.
+    for phase in (a, a / "stage2"):
+        assert (phase / "metrics.jsonl").exists() and (phase / "samples" / "latest.png").exists()
+    saved = json.loads((a / "config.json").read_text())
+    assert saved["model_config"]["stage"] == 2 and saved["run"]["stage"] == 2
+    assert {k: v["data"]["shape"] for k, v in saved["stages"].items()} == {
+        "1": [16, 16, 1],
+        "2": [32, 32, 1],
+    }
+    # Exact resume of phase 2; Stage-I unchanged by phase 2 (BN statistics included).
+    straight = _variables(a / "stage2")
+    _assert_same(straight, _variables(tmp_path / "b" / "stage2"))
+    phase1 = _variables(a)
+    stage1 = [n for n in phase1 if n.startswith("model/generator/")]
+    assert stage1 and all(np.array_equal(phase1[n], straight[n]) for n in stage1)
+    assert int(straight["model/stage1_steps/.ATTRIBUTES/VARIABLE_VALUE"]) == 4
+
+    exports = [json.loads(line[7:]) for line in result.stdout.splitlines() if line[:7] == "EXPORT "]
+    assert [(e["version"], e["stage"]) for e in exports] == [(4, 1), (8, 2)]
+    for e in exports:
+        assert e["inputs"] == ["text", "z"]
+    assert exports[0]["outputs"] == {"images": {"dtype": "float32", "shape": [None, 16, 16, 1]}}
+    assert exports[1]["outputs"] == {
+        "images": {"dtype": "float32", "shape": [None, 32, 32, 1]},
+        "stage1_images": {"dtype": "float32", "shape": [None, 16, 16, 1]},
+    }
+    assert [f for f, _ in exports[1]["tflite"]] == sorted(
+        f"stackgan.{s}.{f}.tflite"
+        for s in ("tokens", "from_embedding")
+        for f in ("float32", "float16", "int8")
+    )
+    assert all(status == "ok" for _, status in exports[1]["tflite"])
+    # TF Serving serves the highest version: phase 2's.
+    assert sorted(os.listdir(tmp_path / "out" / "stackgan")) == ["4", "8"]
+
+    import zoo
+
+    served = zoo.load_generator(str(tmp_path / "out" / "stackgan"))
+    z = np.random.default_rng(0).standard_normal((2, 100)).astype("float32")
+    outputs = served.outputs(z=z, text=np.asarray(["a dark sandal", "a bag"], dtype=object))
+    assert outputs["images"].shape == (2, 32, 32, 1)
+    assert outputs["stage1_images"].shape == (2, 16, 16, 1)
+    lite = zoo.load_generator(str(tmp_path / "out" / "stackgan.tokens.float32.tflite"))
+    tokens = np.asarray(
+        json.loads((tmp_path / "out" / "stackgan.json").read_text())["tokenizer"]["vocabulary"]
+    )
+    assert len(tokens) > 2 and lite.inputs["tokens"].dtype == np.int32
