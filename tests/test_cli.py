@@ -308,7 +308,7 @@ def test_rerun_resumes_then_reports_already_trained(trained_run, tmp_path):
 
 # (args, keywords); each is refused before the run directory is touched.
 REFUSED_RESUMES = [
-    pytest.param([*GAN, "--config=latent_dim=7"], ["latent_dim", "100 -> 7"], id="other-config"),
+    pytest.param([*GAN, "--config=latent_dim=7"], ["latent_dim", "2 -> 7"], id="other-config"),
     pytest.param(DCGAN, ["'gan' run", "'dcgan'", "--model_dir"], id="other-family"),
     pytest.param(
         ["--model=gan", "--dataset=grid25", "--batch_size=16"], ["'ring8'", "'grid25'"], id="data"

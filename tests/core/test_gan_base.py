@@ -103,7 +103,7 @@ def test_noise_is_repeatable_by_seed_and_advances():
     z1, z2 = a.noise(4).numpy(), a.noise(4).numpy()
     np.testing.assert_array_equal(z1, b.noise(4).numpy())
     assert not np.allclose(z1, z2)
-    assert z1.dtype == np.float32 and z1.shape == (4, 100)
+    assert z1.dtype == np.float32 and z1.shape == (4, a.config.latent_dim)
 
 
 def test_noise_differs_between_replicas():

@@ -62,7 +62,7 @@ def test_toy_metrics_of_a_real_model_and_non_finite_samples():
     assert set(result) == {"modes_covered", "high_quality_fraction"}
     assert 0 <= result["modes_covered"] <= 25
     samples, inputs = generate_samples(model, 700, seed=3)
-    assert samples.shape == (700, 2) and inputs["z"].shape == (700, 100)
+    assert samples.shape == (700, 2) and inputs["z"].shape == (700, model.config.latent_dim)
     nan = evaluate_model(Replay(np.full((4, 2), np.nan)), RunConfig(dataset="ring8"), 10)
     assert nan["modes_covered"] == 0 and np.isnan(nan["high_quality_fraction"])
 
