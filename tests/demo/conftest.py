@@ -102,6 +102,7 @@ class DemoExport:
 
 
 FAMILIES = sorted(TINY)
+STAGED = "stackgan"  # trained in two phases; phase 2 adds Stage-II
 
 # One interpreter trains every family (1 step, through train_main's own main) and exports it
 # (export_lib, the library behind `python -m export`): one TensorFlow start-up instead of two per
@@ -134,7 +135,8 @@ print(json.dumps(status))
 def demo_export(tmp_path_factory):
     """family -> a tiny run (1 step, batch 8) exported to TFLite float32 (dcgan: and float16).
 
-    Every family in `FAMILIES` is trained and exported on the first request, in one process.
+    Every family in `FAMILIES` is trained and exported on the first request, in one process;
+    "stackgan_stage2" is the StackGAN run after one step of phase 2 (both stages' images).
     """
     exports: dict[str, DemoExport] = {}
     failures: dict[str, str] = {}
@@ -152,21 +154,33 @@ def demo_export(tmp_path_factory):
                 "--batch_size=8",
             ]
             jobs.append((family, flags, str(run_dir), str(export_dir), formats))
+            if family == STAGED:  # then phase 2 in the same run: Stage-I and Stage-II images
+                export_dir = tmp_path_factory.mktemp(f"demo-export-{family}-stage2")
+                jobs.append(
+                    (
+                        f"{family}_stage2",
+                        [*flags, "--stage=2"],
+                        str(run_dir),
+                        str(export_dir),
+                        formats,
+                    )
+                )
         result = run_python(_TRAIN_AND_EXPORT.format(jobs=jobs), timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
         status = json.loads(result.stdout.strip().splitlines()[-1])
-        for family, _, _, export_dir, _ in jobs:
-            if status.get(family) != "ok":
-                failures[family] = status.get(family, "not run")
+        for key, _, _, export_dir, _ in jobs:
+            if status.get(key) != "ok":
+                failures[key] = status.get(key, "not run")
                 continue
+            family = key.removesuffix("_stage2")
             directory = pathlib.Path(export_dir)
             manifest = json.loads((directory / f"{family}.json").read_text())
-            exports[family] = DemoExport(family, directory, manifest)
+            exports[key] = DemoExport(family, directory, manifest)
 
-    def make(family: str) -> DemoExport:
+    def make(key: str) -> DemoExport:
         if not exports and not failures:
             build()
-        assert family not in failures, f"{family} did not train or export:\n{failures[family]}"
-        return exports[family]
+        assert key not in failures, f"{key} did not train or export:\n{failures[key]}"
+        return exports[key]
 
     return make

@@ -77,6 +77,29 @@ def test_check_of_every_other_family(family, demo_tools, demo_export, tmp_path):
 
 @pytest.mark.demo
 @pytest.mark.slow
+def test_check_of_stackgan_after_phase_two_shows_both_stages(demo_tools, demo_export, tmp_path):
+    from zoo.demo import check
+
+    if "stackgan" not in FAMILIES:
+        pytest.skip("no stackgan in tests.families.TINY")
+    exported = demo_export("stackgan_stage2")
+    assert set(exported.manifest["signatures"]["tokens"]["outputs"]) == {"images", "stage1_images"}
+    lines = []
+    worst = check.check(
+        str(exported.export_dir),
+        name=None,
+        flavour="float32",
+        screenshot=str(tmp_path / "shot.png"),
+        log=lines.append,
+    )
+    assert worst <= TOLERANCE, "\n".join(lines)
+    assert any("output stage1_images [8x16x16x1]" in line for line in lines), lines
+    assert any("output images [8x32x32x1]" in line for line in lines), lines
+    assert_non_blank_png(tmp_path / "shot.png")
+
+
+@pytest.mark.demo
+@pytest.mark.slow
 def test_check_of_the_float16_file(demo_tools, demo_export, tmp_path):
     exported = demo_export("dcgan")
     shot = tmp_path / "shot.png"
