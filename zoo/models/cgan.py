@@ -40,8 +40,12 @@ class CGANConfig(ConvNetConfig):
       num_classes: number of labels; 0 takes the training data's number of classes.
       class_names: names of the labels (filled from the data; row labels of sample grids).
       embedding_dim: size of the label embedding joined to z in G.
-      conditioning: how D sees the label: `projection` (Miyato & Koyama 2018) or `concat`
-        (one-hot label maps stacked with the image channels, Mirza & Osindero 2014).
+      conditioning: how D sees the label: `concat` (one-hot label maps stacked with the
+        image channels, Mirza & Osindero 2014) or `projection` (Miyato & Koyama 2018). With
+        DCGAN's D and the non-saturating loss, concat follows the label far better at the same
+        budget (bench/conditional_quality.py, 2000 steps of 64 at 28 px: class accuracy 0.817
+        and FD 7.94 against 0.295 and 16.3); projection is made for spectrally normalised
+        hinge-loss discriminators.
     """
 
     latent_dim: int = 100
@@ -51,7 +55,7 @@ class CGANConfig(ConvNetConfig):
     num_classes: int = 0
     class_names: tuple[str, ...] = ()
     embedding_dim: int = 50
-    conditioning: str = "projection"
+    conditioning: str = "concat"
 
     def __post_init__(self) -> None:
         super().__post_init__()
