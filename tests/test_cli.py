@@ -244,7 +244,7 @@ def test_run_writes_the_run_directory(trained_run):
     with open(model_dir / "config.json") as f:
         saved = json.load(f)
     assert saved["model"] == "gan"
-    assert saved["model_config"]["latent_dim"] == 100
+    assert saved["model_config"]["latent_dim"] == 2  # the toy default (images: 100)
     assert saved["model_config"]["data_dim"] == 2  # filled in from the toy data
     assert saved["run"]["train_steps"] == 2
     assert saved["run"]["dataset"] == "ring8"

@@ -72,6 +72,11 @@ def _assert_same(a, b):
     assert not different, f"{len(different)} of {len(a)} variables differ, e.g. {different[:5]}"
 
 
+# SIGTERM is handled by the driver (a checkpoint at the next step end), the same for every
+# family; it is checked on two families with different state (CycleGAN adds its image pools).
+TERMINATED_FAMILIES = ("dcgan", "cyclegan")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(TINY))
 def test_killed_and_terminated_runs_resume_exactly(family, tmp_path):
@@ -89,6 +94,15 @@ def test_killed_and_terminated_runs_resume_exactly(family, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "RESULT completed 2 6" in result.stdout
 
+    reference = _variables(straight)
+    assert any("seed_generator" in n for n in reference)
+    assert any("d_optimizer" in n for n in reference) and any("g_optimizer" in n for n in reference)
+    _assert_same(reference, _variables(killed))
+    config = json.loads((tmp_path / "straight" / "config.json").read_text())
+    assert config["model"] == family
+    if family not in TERMINATED_FAMILIES:
+        return
+
     # SIGTERM during step 3 or 4: a checkpoint is saved at the next step end, then it resumes.
     terminated, result = _train(
         tmp_path, family, "terminated", kill_at=3, signum=signal.SIGTERM, runs=2
@@ -98,11 +112,4 @@ def test_killed_and_terminated_runs_resume_exactly(family, tmp_path):
     status, _, stopped = lines[0].split()[1:]
     assert status == "terminated" and int(stopped) in (3, 4), lines
     assert lines[1] == f"RESULT completed {stopped} 6", lines
-
-    reference = _variables(straight)
-    assert any("seed_generator" in n for n in reference)
-    assert any("d_optimizer" in n for n in reference) and any("g_optimizer" in n for n in reference)
-    _assert_same(reference, _variables(killed))
     _assert_same(reference, _variables(terminated))
-    config = json.loads((tmp_path / "straight" / "config.json").read_text())
-    assert config["model"] == family
