@@ -66,13 +66,26 @@ class Exported:
     manifest: dict
 
 
+@pytest.fixture(scope="session")
+def export_tiny(train_tiny, tmp_path_factory):
+    """family -> its tiny run exported in every format by the thin main (once per session)."""
+    exports: dict[str, Exported] = {}
+
+    def export(family: str) -> Exported:
+        if family not in exports:
+            run_dir = train_tiny(family)
+            export_dir = tmp_path_factory.mktemp(f"export-{family}")
+            result = run_export(f"--model_dir={run_dir}", f"--export_dir={export_dir}")
+            assert result.returncode == 0, result.stderr[-3000:]
+            manifest = json.loads((export_dir / f"{family}.json").read_text())
+            exports[family] = Exported(family, run_dir, export_dir, result.stdout, manifest)
+        return exports[family]
+
+    return export
+
+
 @pytest.fixture(scope="session", params=sorted(TINY))
-def exported(request, train_tiny, tmp_path_factory) -> Exported:
-    """Each family's tiny run exported in every format by the thin main."""
-    family = request.param
-    run_dir = train_tiny(family)
-    export_dir = tmp_path_factory.mktemp(f"export-{family}")
-    result = run_export(f"--model_dir={run_dir}", f"--export_dir={export_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    manifest = json.loads((export_dir / f"{family}.json").read_text())
-    return Exported(family, run_dir, export_dir, result.stdout, manifest)
+def exported(request, export_tiny) -> Exported:
+    """Each family's tiny export. pytest keeps one parameter of a session fixture at a time and
+    rebuilds it when tests switch back to a family, so the exports are cached in `export_tiny`."""
+    return export_tiny(request.param)

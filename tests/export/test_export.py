@@ -25,8 +25,14 @@ TOLERANCE = {"float32": 1e-4, "float16": 2e-2}
 
 @pytest.fixture(scope="session")
 def trained(exported):
-    """The family's model rebuilt in float32 from the run (for its hooks)."""
-    return train.load_trained(str(exported.run_dir))
+    """The family's model rebuilt in float32 from the run (for its hooks), once per family."""
+    key = str(exported.run_dir)
+    if key not in _TRAINED:
+        _TRAINED[key] = train.load_trained(key)
+    return _TRAINED[key]
+
+
+_TRAINED: dict[str, train.TrainedRun] = {}
 
 
 def family_signatures(trained) -> list[str]:
