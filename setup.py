@@ -24,7 +24,13 @@ setup(
     ],
     extras_require={
         "export": ["ai-edge-litert>=1.0"],
-        "test": ["pytest>=8", "ruff>=0.5", "ai-edge-litert>=1.0", "tensorflow-serving-api"],
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "ruff>=0.5",
+            "ai-edge-litert>=1.0",
+            "tensorflow-serving-api",
+        ],
     },
     entry_points={"console_scripts": ["ganzoo-train=train_main:run"]},
     license="Apache-2.0",

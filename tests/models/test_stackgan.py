@@ -555,3 +555,37 @@ def test_two_phases_train_resume_exactly_and_export_after_each(tmp_path):
         json.loads((tmp_path / "out" / "stackgan.json").read_text())["tokenizer"]["vocabulary"]
     )
     assert len(tokens) > 2 and lite.inputs["tokens"].dtype == np.int32
+
+
+@pytest.mark.slow
+def test_phase_two_under_mirrored_and_mixed_float16(tmp_path):
+    """Phase 2 on two virtual devices in mixed_float16, on a phase 1 trained by default."""
+    import json
+    import math
+
+    from tests.families import run_main, tiny_flags
+
+    common = [*tiny_flags("stackgan"), f"--model_dir={tmp_path}", "--batch_size=8"]
+    result = run_main([*common, "--stage=1", "--train_steps=2"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_main(
+        [
+            *common,
+            "--stage=2",
+            "--train_steps=2",
+            "--log_every=2",
+            "--strategy=mirrored",
+            "--num_virtual_devices=2",
+            "--mixed_precision=mixed_float16",
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [
+        json.loads(x) for x in (tmp_path / "stage2" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [line["step"] for line in lines] == [2]
+    assert all(math.isfinite(v) for k, v in lines[0].items() if k.endswith("loss"))
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["stages"]["2"]["run"]["mixed_precision"] == "mixed_float16"
+    assert saved["stages"]["2"]["run"]["strategy"] == "mirrored"
+    assert (tmp_path / "stage2" / "samples" / "latest.png").exists()
