@@ -146,7 +146,7 @@ def test_epsilon_of_the_wrong_size_is_refused():
 def test_tflite_with_epsilon_as_input_is_builtins_only_and_matches(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    from export.export_lib import tflite_operators
+    from tests.tflite_helpers import convert_builtins_only
 
     embedding = keras.Input((6,), name="embedding")
     epsilon = keras.Input((4,), name="epsilon")
@@ -159,14 +159,7 @@ def test_tflite_with_epsilon_as_input_is_builtins_only_and_matches(tmp_path):
             tf.TensorSpec([None, 4], tf.float32, name="epsilon"),
         ],
     )
-    module = tf.Module()
-    module.ca_variables = list(serve.get_concrete_function().variables)
-    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": serve})
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    content = converter.convert()
-    operators = tflite_operators(content)
-    assert not [op for op in operators if op.startswith("CUSTOM")], operators
+    content, operators = convert_builtins_only(serve, tmp_path)
     assert not [op for op in operators if "RANDOM" in op or "MULTINOMIAL" in op], operators
 
     runner = Interpreter(model_content=content).get_signature_runner("serving_default")

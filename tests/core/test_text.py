@@ -183,7 +183,7 @@ def test_encoder_under_mixed_float16_returns_float32():
 def test_encoder_converts_to_builtin_tflite_with_parity(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    from export.export_lib import tflite_operators
+    from tests.tflite_helpers import convert_builtins_only
 
     encoder = text.build_text_encoder(
         vocabulary_size=30, max_length=8, embedding_dim=16, units=32, output_dim=16, seed=3
@@ -192,15 +192,7 @@ def test_encoder_converts_to_builtin_tflite_with_parity(tmp_path):
         lambda tokens: {"embedding": encoder(tokens, training=False)},
         input_signature=[tf.TensorSpec([None, 8], tf.int32, name="tokens")],
     )
-    module = tf.Module()
-    module.encoder_variables = list(serve.get_concrete_function().variables)
-    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": serve})
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    content = converter.convert()
-    operators = tflite_operators(content)
-    assert not [op for op in operators if op.startswith("CUSTOM")], operators
-    assert "VAR_HANDLE" not in operators  # weights are frozen constants
+    content, _ = convert_builtins_only(serve, tmp_path)
     runner = Interpreter(model_content=content).get_signature_runner("serving_default")
     tokens = _tokens()
     lite = runner(tokens=tokens)["embedding"]

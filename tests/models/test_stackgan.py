@@ -211,7 +211,7 @@ def test_stage1_to_stage2_pipeline_converts_to_builtin_tflite_with_parity(tmp_pa
     """What export will do: z and φ(t) in, ε = 0 inside, both images out (no random op)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from export.export_lib import tflite_operators
+    from tests.tflite_helpers import convert_builtins_only
 
     nets = networks(16, 32)
     g1, g2 = nets["g1"], nets["g2"]
@@ -230,16 +230,8 @@ def test_stage1_to_stage2_pipeline_converts_to_builtin_tflite_with_parity(tmp_pa
         stage2 = g2([stage1, embedding, epsilon], training=False)["images"]
         return {"images": stage2, "stage1_images": stage1}
 
-    module = tf.Module()
-    module.generator_variables = list(serve.get_concrete_function().variables)
-    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": serve})
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    content = converter.convert()
-    operators = tflite_operators(content)
-    assert not [op for op in operators if op.startswith("CUSTOM")], operators
+    content, operators = convert_builtins_only(serve, tmp_path)
     assert not [op for op in operators if "RANDOM" in op], operators
-    assert "VAR_HANDLE" not in operators
 
     runner = Interpreter(model_content=content).get_signature_runner("serving_default")
     z, embedding, _ = inputs(3, seed=7)
