@@ -227,7 +227,8 @@ def resolve_config(rc: RunConfig, overrides: Sequence[str]) -> tuple[type, Any]:
                 f"{rc.model_dir} was trained on {saved['run']['dataset']!r}, not {rc.dataset!r}"
             )
         return family, config
-    return family, _with_stage(family, apply_overrides(family.config_class(), overrides), rc)
+    config = apply_overrides(family.default_config(rc.dataset), overrides)
+    return family, _with_stage(family, config, rc)
 
 
 def first_line(err: BaseException) -> str:

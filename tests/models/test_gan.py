@@ -40,8 +40,10 @@ def test_bad_pack_is_a_usage_error():
 
 
 def _config(*overrides, data_dim=0):
-    """A gan config as the driver makes it: defaults, overrides, then the data's vector size."""
-    config = apply_overrides(registry.get("gan").config_class(), list(overrides))
+    """A gan config as the driver makes it: the dataset's defaults, overrides, the data's size."""
+    family = registry.get("gan")
+    config = family.default_config("ring8" if data_dim else "fashion_mnist")
+    config = apply_overrides(config, list(overrides))
     return dataclasses.replace(config, data_dim=data_dim) if data_dim else config
 
 

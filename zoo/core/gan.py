@@ -370,6 +370,13 @@ class GAN(keras.Model):
         )
 
     @classmethod
+    def default_config(cls, dataset: str) -> GANConfig:
+        """The config a new run on `dataset` starts from, before the command line's overrides
+        (the family's defaults; a family may pick others for a kind of data, e.g. the toys)."""
+        del dataset
+        return cls.config_class()
+
+    @classmethod
     def prepare_run(cls, rc: Any, config: GANConfig) -> GANConfig:
         """Runs before the data are opened (e.g. pretrains a text encoder into the run
         directory) and returns the config with what that fixed; the default does nothing."""

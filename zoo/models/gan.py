@@ -4,9 +4,10 @@ Works on images (flattened for the discriminator, reshaped back for pictures) an
 and 1-D toys. With `pack = m` the discriminator judges m samples concatenated, which
 penalises a generator that collapses onto a few modes (Lin et al., 2018, "PacGAN").
 
-The defaults are the MNIST experiment's; on vectors (the toys) the ones the user left alone
-become those of the toy experiments (`VECTOR_DEFAULTS`): with z of 100, one hidden layer of
-128 and Adam at 2e-4 a ring of σ = 0.02 modes stays a blob.
+The defaults are the MNIST experiment's; a run on the toys starts from those of the toy
+experiments instead (`VECTOR_DEFAULTS`, through `default_config`), and the command line's
+overrides apply on top: with z of 100, one hidden layer of 128 and Adam at 2e-4 a ring of
+σ = 0.02 modes stays a blob.
 """
 
 from __future__ import annotations
@@ -25,33 +26,7 @@ from zoo.core.layers import maybe_spectral_norm
 from zoo.core.schedules import ConstantThenLinearDecay
 from zoo.errors import UsageError
 
-
-class _DefaultInt(int):
-    """An int a field holds by default (a value from the command line is a plain int)."""
-
-
-class _DefaultFloat(float):
-    """A float a field holds by default."""
-
-
-class _DefaultTuple(tuple):
-    """A tuple a field holds by default."""
-
-
-_DEFAULT_TYPES = {int: _DefaultInt, float: _DefaultFloat, tuple: _DefaultTuple}
-
-
-def _default(value: Any) -> Any:
-    """Marks a field's default: equal to `value`, but `VECTOR_DEFAULTS` may replace it."""
-    return _DEFAULT_TYPES[type(value)](value)
-
-
-def is_default(value: Any) -> bool:
-    """Whether a config value is still its field's default (no override set it)."""
-    return isinstance(value, tuple(_DEFAULT_TYPES.values()))
-
-
-# What the fields that still hold their (MNIST) default become on vectors. The settings follow
+# The defaults on vectors (the toys), in place of the MNIST ones. The settings follow
 # the 2-D experiments of Unrolled GAN, VEEGAN and PacGAN (a low-dimensional z, MLPs of a few
 # layers of 128-400 units, Adam), fitted to a CPU budget of 8000 steps of 256
 # (bench/quality.py; README "Evaluation"). With z of 100 the generator collapses onto one or
@@ -70,10 +45,9 @@ VECTOR_DEFAULTS: dict[str, Any] = {
 class VanillaGANConfig(GANConfig):
     """Defaults of the MNIST experiment on images, of the toy experiments on vectors.
 
-    When `data_dim > 0` (the driver sets it for toy data, `zoo.train`), every field of
-    `VECTOR_DEFAULTS` that still holds its default takes the toy value; a value from the
-    command line always wins, even one equal to the default. A toy run's `config.json` thus
-    records the values it trained with, and images keep the MNIST ones.
+    A run on a toy dataset starts from `VanillaGAN.default_config(dataset)` (these fields with
+    `VECTOR_DEFAULTS` in place) and applies the command line's overrides to it, so an override
+    always wins; the run's `config.json` records the values it trained with.
 
     Attributes:
       latent_dim: size of z: 100 (vectors: 2).
@@ -86,24 +60,17 @@ class VanillaGANConfig(GANConfig):
       pack: PacGAN packing degree m (1 = off); the batch size must be a multiple of it.
     """
 
-    latent_dim: int = _default(100)
+    latent_dim: int = 100
     image_size: int = 28
     channels: int = 1
     loss: str = "non_saturating"
-    g_learning_rate: float = _default(2e-4)
-    d_learning_rate: float = _default(2e-4)
-    generator_units: tuple[int, ...] = _default((128,))
-    discriminator_units: tuple[int, ...] = _default((128,))
-    lr_constant_fraction: float = _default(1.0)
+    g_learning_rate: float = 2e-4
+    d_learning_rate: float = 2e-4
+    generator_units: tuple[int, ...] = (128,)
+    discriminator_units: tuple[int, ...] = (128,)
+    lr_constant_fraction: float = 1.0
     data_dim: int = 0
     pack: int = 1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.data_dim:
-            for name, value in VECTOR_DEFAULTS.items():
-                if is_default(getattr(self, name)):
-                    setattr(self, name, value)
 
 
 @registry.register("gan")
@@ -112,6 +79,14 @@ class VanillaGAN(GAN):
 
     config_class = VanillaGANConfig
     supports_vectors = True
+
+    @classmethod
+    def default_config(cls, dataset: str) -> VanillaGANConfig:
+        """The MNIST experiment's defaults; on the toys, `VECTOR_DEFAULTS` in their place."""
+        from zoo.data import TOY_NAMES
+
+        config = VanillaGANConfig()
+        return dataclasses.replace(config, **VECTOR_DEFAULTS) if dataset in TOY_NAMES else config
 
     @property
     def data_shape(self) -> tuple[int, ...]:
