@@ -45,6 +45,7 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     from zoo import registry, train
+    from zoo import run as zoo_run
     from zoo.core import distribute
     from zoo.core.config import apply_overrides
 
@@ -55,7 +56,7 @@ def main(argv: list[str]) -> None:
     )
     distribute.set_precision(FLAGS.mixed_precision)
     keras.utils.set_random_seed(0)
-    rc = train.RunConfig(
+    rc = zoo_run.RunConfig(
         model=FLAGS.model,
         model_dir="unused",
         jit_compile=FLAGS.jit_compile,

@@ -33,10 +33,10 @@ import numpy as np
 import tensorflow as tf
 
 from export import FLAVOURS, FORMATS, parse_formats
-from zoo import train
+from zoo import run as zoo_run
 from zoo.core.config import config_to_dict
-from zoo.core.io import read_json, readable_by_all
-from zoo.errors import UsageError
+from zoo.errors import UsageError, first_line
+from zoo.io import read_json, readable_by_all
 
 # Max absolute error against the SavedModel that fails an export, per flavour.
 PARITY_TOLERANCE = {"float32": 1e-4, "float16": 2e-2}
@@ -83,11 +83,6 @@ class ExportResult:
     warnings: list[str]
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:300] if text else type(err).__name__
-
-
 def _keyword_function(fn: Callable[..., dict], names: list[str]) -> Callable[..., dict]:
     def call(*args: tf.Tensor) -> dict[str, tf.Tensor]:
         return fn(**dict(zip(names, args, strict=True)))
@@ -95,9 +90,10 @@ def _keyword_function(fn: Callable[..., dict], names: list[str]) -> Callable[...
     return call
 
 
-def trace_signatures(model: Any) -> dict[str, Signature]:
-    """Traces `model.serving_signatures()` into concrete functions (in the family's order)."""
-    table = model.serving_signatures()
+def trace_signatures(task: Any, model: Any) -> dict[str, Signature]:
+    """Traces the family task's `serving_signatures(model)` into concrete functions (in the
+    family's order)."""
+    table = task.serving_signatures(model)
     if not table:
         raise ExportError(f"{model.family_name} serves no signature")
     signatures = {}
@@ -140,11 +136,11 @@ class ServingModule(tf.Module):
 
 
 def representative_inputs(
-    trained: train.TrainedRun, signature: Signature, num: int, seed: int
+    trained: zoo_run.TrainedRun, signature: Signature, num: int, seed: int
 ) -> dict[str, np.ndarray]:
-    """`model.representative_inputs` for one signature, checked against its input specs."""
-    inputs = trained.model.representative_inputs(
-        num, seed, trained.run_config, signature=signature.name
+    """The task's `representative_inputs` for one signature, checked against its input specs."""
+    inputs = trained.task.representative_inputs(
+        trained.model, num, seed, trained.run_config, signature=signature.name
     )
     if set(inputs) != set(signature.inputs):
         raise ExportError(
@@ -204,7 +200,7 @@ def write_warmup_requests(
 
 
 def save_saved_model(
-    trained: train.TrainedRun, signatures: dict[str, Signature], directory: str, model_name: str
+    trained: zoo_run.TrainedRun, signatures: dict[str, Signature], directory: str, model_name: str
 ) -> int:
     """Writes the SavedModel and its warmup requests to `directory`; returns the request count."""
     functions = serving_signature_map(signatures)
@@ -286,7 +282,7 @@ def convert(
         raise AssertionError("unreachable")
     except Exception as err:
         raise ExportError(
-            f"TFLite {flavour} conversion of signature {signature} failed: {_first_line(err)}"
+            f"TFLite {flavour} conversion of signature {signature} failed: {first_line(err)}"
         ) from err
 
 
@@ -470,7 +466,7 @@ def export(
                 "TFLite parity runs in LiteRT: pip install ai-edge-litert "
                 "(or export only --formats=saved_model)"
             ) from err
-    trained = train.load_trained(model_dir, checkpoint)
+    trained = zoo_run.load_trained(model_dir, checkpoint)
     model = trained.model
     name = name or model.family_name
     _check_name(name)
@@ -484,9 +480,9 @@ def export(
     _check_free(final_dir, json_path, version, "saved_model" in formats, overwrite)
     os.makedirs(model_root, exist_ok=True)
 
-    signatures = trace_signatures(model)
+    signatures = trace_signatures(trained.task, model)
     flavours = [f for f in FLAVOURS if f in formats]
-    tflite_names = [n for n in model.tflite_signatures() if n in signatures]
+    tflite_names = [n for n in trained.task.tflite_signatures(model) if n in signatures]
     per_signature = len(tflite_names) > 1
     # Hidden (non-numeric) name: TF Serving only loads all-digit version directories.
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_root)
@@ -561,7 +557,7 @@ def export(
             },
             "tflite": entries,
             "warnings": warnings,
-            **model.export_metadata(),
+            **trained.task.export_metadata(model),
         }
         staged_json = _write_bytes_staged(
             export_dir, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), ".json"

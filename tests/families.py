@@ -71,14 +71,14 @@ TINY: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
 }
 
-# family -> more run options (`zoo.train.RunConfig` fields, also `--NAME=VALUE` flags).
+# family -> more run options (`zoo.run.RunConfig` fields, also `--NAME=VALUE` flags).
 TINY_RUN_OPTIONS: dict[str, dict[str, str]] = {
     "cyclegan": {"domain_a": "sandal", "domain_b": "sneaker"},
 }
 
 
 def tiny_run_options(family: str) -> dict[str, str]:
-    """The `zoo.train.RunConfig` fields beyond dataset and model that `family`'s tiny run sets."""
+    """The `zoo.run.RunConfig` fields beyond dataset and model that `family`'s tiny run sets."""
     return dict(TINY_RUN_OPTIONS.get(family, {}))
 
 

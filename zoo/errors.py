@@ -6,3 +6,10 @@ class UsageError(Exception):
 
     The message is one line that says what is wrong and, where possible, how to fix it.
     """
+
+
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type's name when empty), for one-line
+    user errors and warnings."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else type(err).__name__

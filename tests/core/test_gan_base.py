@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tests.families import run_python
 from zoo import registry, train
+from zoo import run as zoo_run
 from zoo.core import distribute
 from zoo.core.config import apply_overrides
 
@@ -28,7 +29,7 @@ def _toy_gan(*overrides, data_dim=2):
         family.config_class(),
         [f"data_dim={data_dim}", "generator_units=8", "discriminator_units=8", *overrides],
     )
-    model = family(config, seed=1)
+    model = family.build_model(config, seed=1)
     model.compile(train_steps=10)
     return model
 
@@ -114,7 +115,7 @@ from zoo import registry
 from zoo.core.config import apply_overrides
 family = registry.get("gan")
 with strategy.scope():
-    model = family(apply_overrides(family.config_class(), ["data_dim=2"]), seed=0)
+    model = family.build_model(apply_overrides(family.config_class(), ["data_dim=2"]), seed=0)
 values = strategy.experimental_local_results(strategy.run(lambda: model.noise(3)))
 print(len(values), float(abs(values[0] - values[1]).numpy().max()))
 """
@@ -145,7 +146,7 @@ class _Poison(keras.callbacks.Callback):
 
 
 def test_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
-    rc = train.RunConfig(
+    rc = zoo_run.RunConfig(
         model="gan",
         dataset="ring8",
         model_dir=str(tmp_path),
@@ -158,7 +159,7 @@ def test_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint(t
     )
     with pytest.raises(train.TrainingDivergedError, match="3 steps in a row"):
         train.run(rc, ["generator_units=8", "discriminator_units=8"], extra_callbacks=[_Poison()])
-    assert train.latest_step(str(tmp_path)) == 2
+    assert zoo_run.latest_step(str(tmp_path)) == 2
     reader = tf.train.load_checkpoint(os.path.join(tmp_path, "checkpoints", "ckpt-2"))
     for name in reader.get_variable_to_shape_map():
         value = reader.get_tensor(name)

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from zoo.core.io import atomic_write_json, atomic_write_text, read_json
 from zoo.errors import UsageError
+from zoo.io import atomic_write_json, atomic_write_text, read_json
 
 
 def test_atomic_write_is_complete_and_readable_by_others(tmp_path):

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from export import FLAVOURS, export_lib
 from tests.export.conftest import TRAIN_STEPS
-from zoo import train
+from zoo import run as zoo_run
 
 pytestmark = pytest.mark.slow
 
@@ -28,19 +28,21 @@ def trained(exported):
     """The family's model rebuilt in float32 from the run (for its hooks), once per family."""
     key = str(exported.run_dir)
     if key not in _TRAINED:
-        _TRAINED[key] = train.load_trained(key)
+        _TRAINED[key] = zoo_run.load_trained(key)
     return _TRAINED[key]
 
 
-_TRAINED: dict[str, train.TrainedRun] = {}
+_TRAINED: dict[str, zoo_run.TrainedRun] = {}
 
 
 def family_signatures(trained) -> list[str]:
-    return list(trained.model.serving_signatures())
+    return list(trained.task.serving_signatures(trained.model))
 
 
 def inputs_for(trained, signature: str, num: int, seed: int) -> dict[str, np.ndarray]:
-    return trained.model.representative_inputs(num, seed, trained.run_config, signature=signature)
+    return trained.task.representative_inputs(
+        trained.model, num, seed, trained.run_config, signature=signature
+    )
 
 
 def saved_model_dir(exported) -> str:
@@ -60,7 +62,7 @@ def check_images(exported, outputs: dict, batch: int) -> None:
 def test_layout_and_manifest(exported, trained):
     family, root = exported.family, exported.export_dir
     signatures = family_signatures(trained)
-    converted = trained.model.tflite_signatures()  # text models: not the raw-string one
+    converted = trained.task.tflite_signatures(trained.model)  # text models: not the raw-string one
     assert converted and set(converted) <= set(signatures)
     per_signature = len(converted) > 1
     expected_files = sorted(
@@ -108,7 +110,7 @@ def test_saved_model_signatures(exported, trained):
         function = loaded.signatures[key]
         specs = function.structured_input_signature[1]
         source = key if key in signatures else signatures[0]
-        expected = trained.model.serving_signatures()[source][1]
+        expected = trained.task.serving_signatures(trained.model)[source][1]
         assert sorted(specs) == sorted(expected)
         for name, spec in specs.items():
             assert spec.dtype == expected[name].dtype, (key, name)
@@ -121,7 +123,7 @@ def test_saved_model_signatures(exported, trained):
             outputs = {k: v.numpy() for k, v in function(**feed).items()}
             check_images(exported, outputs, batch)
             # Served in float32 = the float32 rebuild of the mixed_float16-trained model.
-            direct = trained.model.serving_signatures()[source][0](**feed)
+            direct = trained.task.serving_signatures(trained.model)[source][0](**feed)
             np.testing.assert_allclose(outputs["images"], direct["images"].numpy(), atol=1e-5)
 
 

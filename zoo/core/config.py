@@ -10,6 +10,11 @@ from typing import Any, TypeVar
 
 from zoo.errors import UsageError
 
+# The `tf.distribute` strategies and Keras precision policies a run may ask for
+# (`zoo.core.distribute` builds them; here so that flags can list them without TensorFlow).
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
 C = TypeVar("C")
 
 

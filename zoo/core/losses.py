@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import keras
 import tensorflow as tf
 
 from zoo.errors import UsageError
@@ -366,6 +367,48 @@ def matching_aware_discriminator_loss(
         discriminator_loss(real_logits, fake_logits)
         + discriminator_loss(real_logits, mismatched_logits)
     )
+
+
+# -- reconstruction and regularisation losses of single families (golden-tested beside the
+# adversarial ones) ------------------------------------------------------------------------
+def cycle_consistency_loss(real: tf.Tensor, reconstructed: tf.Tensor) -> tf.Tensor:
+    """Per-example L1 cycle loss ‖F(G(a)) − a‖₁ (mean over pixels), float32 [B].
+
+    Reference:
+      Zhu et al. 2017, eq. 2.
+    """
+    diff = tf.abs(tf.cast(reconstructed, tf.float32) - tf.cast(real, tf.float32))
+    return tf.reduce_mean(tf.reshape(diff, [tf.shape(diff)[0], -1]), axis=1)
+
+
+def identity_loss(real: tf.Tensor, mapped: tf.Tensor) -> tf.Tensor:
+    """Per-example L1 identity loss ‖G(b) − b‖₁ (mean over pixels), float32 [B].
+
+    Reference:
+      Zhu et al. 2017, section 5.2 (from Taigman et al. 2017): keeps colour composition.
+    """
+    return cycle_consistency_loss(real, mapped)
+
+
+def kl_divergence(mu: tf.Tensor, log_var: tf.Tensor) -> tf.Tensor:
+    """Per-example KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − log σ_j² − 1).
+
+    Args:
+      mu: means [B, N_c].
+      log_var: log variances log σ² [B, N_c].
+
+    Returns:
+      float32 [B]: the divergence of each example's Gaussian from the standard normal, in nats
+      (0 exactly when μ = 0 and log σ² = 0). The generator loss adds λ times its mean over the
+      global batch (λ = 1 in StackGAN).
+
+    Reference:
+      Kingma & Welling 2014, appendix B; Zhang et al. 2017 (StackGAN, ICCV), eq. 3-4.
+    """
+    mu = keras.ops.cast(mu, "float32")
+    log_var = keras.ops.cast(log_var, "float32")
+    terms = keras.ops.square(mu) + keras.ops.exp(log_var) - log_var - 1.0
+    return 0.5 * keras.ops.sum(terms, axis=-1)
 
 
 @dataclasses.dataclass(frozen=True)

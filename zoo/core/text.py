@@ -32,8 +32,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.core.io import atomic_path, atomic_write_json, read_json
 from zoo.errors import UsageError
+from zoo.io import atomic_path, atomic_write_json, read_json
 
 TOKENIZATION_RULE = (
     "lowercase ASCII letters A-Z only (every other character unchanged); replace every maximal "

@@ -224,7 +224,7 @@ def convert_stackgan_pickles(
     Raises:
       UsageError: Missing or corrupt pickles, refused globals, lengths that disagree.
     """
-    from zoo.core.io import atomic_path
+    from zoo.io import atomic_path
 
     embeddings = _as_embeddings(restricted_load(embeddings_pickle), embeddings_pickle)
     filenames = _as_strings(restricted_load(filenames_pickle), "filenames", filenames_pickle)

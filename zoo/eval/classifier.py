@@ -29,8 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.core.io import atomic_path, atomic_write_json, read_json
 from zoo.errors import UsageError
+from zoo.io import atomic_path, atomic_write_json, read_json
 
 CLASSIFIER_DATASETS = ("fashion_mnist", "mnist")
 CLASSIFIER_IMAGE_SIZE = 28

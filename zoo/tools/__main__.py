@@ -99,7 +99,7 @@ def _generator() -> tuple[Any, int, str]:
             return generator(z=z, **_conditions(generator.inputs, len(z)))
 
         return generate_export, latent_dim, out_dir
-    from zoo.train import load_trained
+    from zoo.run import load_trained
 
     trained = load_trained(FLAGS.model_dir, FLAGS.checkpoint)
     model = trained.model
@@ -160,8 +160,8 @@ def _run(command: str) -> dict[str, Any]:
         return {"command": command, "picture": _write(picture, out_dir, name)}
     if command == "probe":
         from zoo.errors import UsageError
+        from zoo.run import load_trained
         from zoo.tools.probe import probe
-        from zoo.train import load_trained
 
         if not FLAGS.model_dir:
             raise UsageError("probe needs --model_dir (the discriminator is not exported)")
@@ -193,8 +193,8 @@ def _run(command: str) -> dict[str, Any]:
         import numpy as np
 
         from zoo.errors import UsageError
+        from zoo.run import load_trained
         from zoo.tools.text_tools import caption_interpolation_grid, split_captions
-        from zoo.train import load_trained
 
         if not FLAGS.model_dir:
             raise UsageError("text_interpolate needs --model_dir (the text encoder of the run)")

@@ -1,10 +1,10 @@
 """What every text-to-image family shares: the text side of the model, its data and its export.
 
-A text-conditioned family (`gan_int_cls`, `stackgan`) subclasses `TextConditionedGAN` and its
-config mixes in `TextConfig`. Text comes as raw captions (a tokenizer and a text encoder
-pretrained with a joint embedding against images, `zoo.core.text`, frozen unless
-`finetune_text_encoder`) or as precomputed embeddings (`--dataset=embeddings:PATH.npz`, K
-embeddings per image as CUB/Oxford-102 ship). The base gives:
+A text-conditioned family (`gan_int_cls`, `stackgan`) subclasses `TextConditionedGAN` (the
+model) and `TextTask` (its run side), and its config mixes in `TextConfig`. Text comes as raw
+captions (a tokenizer and a text encoder pretrained with a joint embedding against images,
+`zoo.core.text`, frozen unless `finetune_text_encoder`) or as precomputed embeddings
+(`--dataset=embeddings:PATH.npz`, K embeddings per image as CUB/Oxford-102 ship). The base gives:
 
 - run preparation: the text encoder pretrained into `MODEL_DIR/text_encoder/` on first use
   (`ensure_text_encoder`), loaded into the model in `warm_start`; class names from the data;
@@ -21,8 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -30,7 +29,14 @@ import tensorflow as tf
 
 from zoo.core import text as zoo_text
 from zoo.core.gan import GAN
+from zoo.core.latent import sample_z
+from zoo.data import DatasetInfo
+from zoo.data.captions import class_phrase
+from zoo.data.embeddings import load_embedding_arrays
+from zoo.data.text import load_caption_arrays, make_text_dataset
 from zoo.errors import UsageError
+from zoo.models.task import SignatureTable, Task, dataset_options
+from zoo.run import RunConfig
 
 TEXT_ENCODER_DIR = "text_encoder"
 EMBEDDINGS_PREFIX = "embeddings:"
@@ -87,12 +93,10 @@ def embeddings_path(dataset: str) -> str | None:
 
 def caption_classes(config: Any) -> list[str]:
     """The class phrases captions use ("ankle boot", ...) for the config's class names."""
-    from zoo.data.captions import class_phrase
-
     return [class_phrase(name) for name in config.class_names]
 
 
-def ensure_text_encoder(rc: Any, config: Any) -> Any:
+def ensure_text_encoder(rc: RunConfig, config: Any) -> Any:
     """The run's text encoder: copied from `text_encoder_dir`, reloaded, or pretrained now.
 
     Pretraining uses the run's captions (`rc.dataset`, its classes) with a progress bar and
@@ -108,8 +112,6 @@ def ensure_text_encoder(rc: Any, config: Any) -> Any:
         )
         zoo_text.save_text_encoder(target, tokenizer, encoder, stats)
     else:
-        from zoo.data.text import load_caption_arrays
-
         arrays = load_caption_arrays(
             rc.dataset,
             data_dir=rc.data_dir,
@@ -152,7 +154,8 @@ def ensure_text_encoder(rc: Any, config: Any) -> Any:
 
 
 class TextConditionedGAN(GAN):
-    """Base of the text-to-image families: tokenizer, text encoder, caption data, export.
+    """Base of the text-to-image families' models: tokenizer, text encoder, φ(t), the
+    matching-aware D step, caption sample inputs.
 
     Subclasses build their networks, write `train_step` (with `encode` and
     `text_discriminator_update`), `generate`, and `images_from(z, h)` for the exports.
@@ -180,66 +183,6 @@ class TextConditionedGAN(GAN):
                 output_dim=config.embedding_dim,
             )
             self.text_encoder.trainable = config.finetune_text_encoder
-
-    # -- run preparation and data -----------------------------------------------------------
-    @classmethod
-    def prepare_run(cls, rc: Any, config: Any) -> Any:
-        """Precomputed embeddings: their size; captions: the run's text encoder (pretrained on
-        first use)."""
-        path = embeddings_path(rc.dataset)
-        if path is not None:
-            from zoo.data.embeddings import load_embedding_arrays
-
-            arrays = load_embedding_arrays(path, image_size=config.image_size)
-            return dataclasses.replace(
-                config, text_input="embeddings", embedding_dim=int(arrays.embeddings.shape[-1])
-            )
-        if config.text_input != "captions":
-            raise UsageError(f"text_input=embeddings needs --dataset={EMBEDDINGS_PREFIX}PATH.npz")
-        return ensure_text_encoder(rc, config)
-
-    def warm_start(self, rc: Any) -> None:
-        """Loads the pretrained text encoder of the run directory."""
-        if self.text_encoder is None:
-            return
-        _, encoder, _ = zoo_text.load_text_encoder(os.path.join(rc.model_dir, TEXT_ENCODER_DIR))
-        self.text_encoder.set_weights(encoder.get_weights())
-
-    @classmethod
-    def adapt_config(cls, config: Any, info: Any) -> Any:
-        return dataclasses.replace(config, class_names=tuple(info.class_names or ()))
-
-    @classmethod
-    def training_image_size(cls, config: Any) -> int:
-        """Side of the training images (the config's `image_size`; StackGAN's phase 1 less)."""
-        return config.image_size
-
-    @classmethod
-    def training_dataset(
-        cls, rc: Any, config: Any, *, batch_size: int, start_step: int
-    ) -> tuple[tf.data.Dataset, Any]:
-        """(images, text, mismatching text) batches; captions arrive as token ids."""
-        from zoo.data.text import make_text_dataset
-
-        dataset, info = make_text_dataset(
-            rc.dataset,
-            batch_size=batch_size,
-            seed=rc.seed,
-            start_step=start_step,
-            data_dir=rc.data_dir,
-            image_size=cls.training_image_size(config),
-            channels=config.channels,
-            classes=list(rc.classes) or None,
-            captions_per_image=config.captions_per_image,
-        )
-        if config.text_input == "embeddings":
-            return dataset.map(
-                lambda e: (e["images"], e["embedding"], e["mismatched_embedding"])
-            ), info
-        tokenizer = zoo_text.TokenizerLayer(config.vocabulary, config.max_length)
-        return dataset.map(
-            lambda e: (e["images"], tokenizer(e["text"]), tokenizer(e["mismatched_text"]))
-        ), info
 
     # -- text and the matching-aware discriminator ------------------------------------------
     @property
@@ -299,7 +242,7 @@ class TextConditionedGAN(GAN):
         """Inputs of the sample grid (one row per class, columns "a X", "a dark X", ... on one
         z per column) and the row names."""
         classes = caption_classes(self.config) or ["item"]
-        z = GAN.sample_inputs(self, len(ATTRIBUTE_COLUMNS), seed=0)["z"]
+        z = sample_z(len(ATTRIBUTE_COLUMNS), self.config.latent_dim, seed=0)
         captions = [f"a {a}{c}" for c in classes for a in ATTRIBUTE_COLUMNS]
         return {"z": np.tile(z, (len(classes), 1)), "text": captions}, classes
 
@@ -319,32 +262,110 @@ class TextConditionedGAN(GAN):
             return tf.convert_to_tensor(inputs["embedding"], tf.float32)
         return self.encode(tf.constant(self.tokenizer.tokenize_numpy(list(inputs["text"]))))
 
-    def data_embeddings(self, num: int, rc: Any, seed: int = 0) -> np.ndarray:
-        """Precomputed embeddings of the run's data (one per image, first `num` images)."""
-        from zoo.data.embeddings import load_embedding_arrays
+    def images_from(self, z: tf.Tensor, h: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The served outputs (float32, `images` first) for z and φ(t); no noise drawn."""
+        raise NotImplementedError
 
+
+
+class TextTask(Task):
+    """Base of the text-to-image families' tasks: run preparation (the text encoder), caption
+    data, pictures on data embeddings, and the string / token / embedding exports."""
+
+    model_class: ClassVar[type[TextConditionedGAN]] = TextConditionedGAN
+
+    # -- run preparation and data -----------------------------------------------------------
+    def prepare_run(self, rc: RunConfig, config: Any) -> Any:
+        """Precomputed embeddings: their size; captions: the run's text encoder (pretrained on
+        first use)."""
+        path = embeddings_path(rc.dataset)
+        if path is not None:
+            arrays = load_embedding_arrays(path, image_size=config.image_size)
+            return dataclasses.replace(
+                config, text_input="embeddings", embedding_dim=int(arrays.embeddings.shape[-1])
+            )
+        if config.text_input != "captions":
+            raise UsageError(f"text_input=embeddings needs --dataset={EMBEDDINGS_PREFIX}PATH.npz")
+        return ensure_text_encoder(rc, config)
+
+    def warm_start(self, model: TextConditionedGAN, rc: RunConfig) -> None:
+        """Loads the pretrained text encoder of the run directory."""
+        if model.text_encoder is None:
+            return
+        _, encoder, _ = zoo_text.load_text_encoder(os.path.join(rc.model_dir, TEXT_ENCODER_DIR))
+        model.text_encoder.set_weights(encoder.get_weights())
+
+    def adapt_config(self, config: Any, info: DatasetInfo) -> Any:
+        config = super().adapt_config(config, info)
+        return dataclasses.replace(config, class_names=tuple(info.class_names or ()))
+
+    def training_image_size(self, config: Any) -> int:
+        """Side of the training images (the config's `image_size`; StackGAN's phase 1 less)."""
+        return config.image_size
+
+    def training_dataset(
+        self, rc: RunConfig, config: Any, *, batch_size: int, start_step: int
+    ) -> tuple[tf.data.Dataset, DatasetInfo]:
+        """(images, text, mismatching text) batches; captions arrive as token ids."""
+        dataset, info = make_text_dataset(
+            rc.dataset,
+            image_size=self.training_image_size(config),
+            channels=config.channels,
+            captions_per_image=config.captions_per_image,
+            **dataset_options(rc, batch_size=batch_size, start_step=start_step),
+        )
+        if config.text_input == "embeddings":
+            return dataset.map(
+                lambda e: (e["images"], e["embedding"], e["mismatched_embedding"])
+            ), info
+        tokenizer = zoo_text.TokenizerLayer(config.vocabulary, config.max_length)
+        return dataset.map(
+            lambda e: (e["images"], tokenizer(e["text"]), tokenizer(e["mismatched_text"]))
+        ), info
+
+    def data_embeddings(
+        self, model: TextConditionedGAN, num: int, rc: RunConfig | None, seed: int = 0
+    ) -> np.ndarray:
+        """Precomputed embeddings of the run's data (one per image, first `num` images)."""
+        if rc is None:
+            raise UsageError(
+                f"a {self.name} trained on precomputed embeddings samples from its run's data"
+            )
         arrays = load_embedding_arrays(
-            embeddings_path(rc.dataset), image_size=self.config.image_size
+            embeddings_path(rc.dataset), image_size=model.config.image_size
         )
         rng = np.random.default_rng(seed)
         index = rng.integers(0, len(arrays.embeddings), num)
         column = rng.integers(0, arrays.embeddings.shape[1], num)
         return arrays.embeddings[index, column].astype("float32")
 
+    def picture_inputs(
+        self, model: TextConditionedGAN, num: int, rc: RunConfig | None
+    ) -> tuple[dict[str, Any], list[str] | None]:
+        """Inputs of the sample picture and its row names: captions, one row per class and a
+        column per attribute; on precomputed embeddings, `num` of the data's (no row names)."""
+        if model.tokenizer is None:
+            z = sample_z(num, model.config.latent_dim, seed=0)
+            return {"z": z, "embedding": self.data_embeddings(model, num, rc)}, None
+        return model.caption_grid_inputs()
+
     # -- export -----------------------------------------------------------------------------
     def representative_inputs(
-        self, num: int, seed: int = 0, rc: Any = None, signature: str | None = None
+        self,
+        model: TextConditionedGAN,
+        num: int,
+        seed: int = 0,
+        rc: RunConfig | None = None,
+        signature: str | None = None,
     ) -> dict[str, np.ndarray]:
         """Captions of the data (test split) or of the classes; tokens or φ for the numeric
         signatures; data embeddings for an embeddings model."""
-        z = GAN.sample_inputs(self, num, seed)["z"]
-        if self.tokenizer is None:
-            return {"z": z, "embedding": self.data_embeddings(num, rc, seed)}
-        captions = self.class_captions(num)[0]
+        z = sample_z(num, model.config.latent_dim, seed)
+        if model.tokenizer is None:
+            return {"z": z, "embedding": self.data_embeddings(model, num, rc, seed)}
+        captions = model.class_captions(num)[0]
         if rc is not None and not embeddings_path(rc.dataset):
             try:
-                from zoo.data.text import load_caption_arrays
-
                 arrays = load_caption_arrays(
                     rc.dataset, split="test", data_dir=rc.data_dir, per_image=1, seed=seed
                 )
@@ -353,37 +374,33 @@ class TextConditionedGAN(GAN):
             except UsageError:
                 pass  # no test split here: the class captions stand in
         captions = np.asarray([str(t) for t in captions], dtype=object)
-        tokens = self.tokenizer.tokenize_numpy(list(captions))
+        tokens = model.tokenizer.tokenize_numpy(list(captions))
         if signature == "tokens":
             return {"z": z, "tokens": tokens}
         if signature == "from_embedding":
-            return {"z": z, "embedding": np.asarray(self.encode(tf.constant(tokens)))}
+            return {"z": z, "embedding": np.asarray(model.encode(tf.constant(tokens)))}
         return {"z": z, "text": captions}
 
-    def images_from(self, z: tf.Tensor, h: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The served outputs (float32, `images` first) for z and φ(t); no noise drawn."""
-        raise NotImplementedError
-
-    def serving_signatures(self) -> dict[str, tuple[Callable[..., dict], dict[str, tf.TensorSpec]]]:
+    def serving_signatures(self, model: TextConditionedGAN) -> SignatureTable:
         """`serving_default`: `z` + raw `text` strings (tokenizer and encoder in the graph);
         `tokens`: `z` + token ids (what TFLite takes); `from_embedding`: `z` + φ(t) (or a
         precomputed embedding). An embeddings model serves `from_embedding` only."""
-        c = self.config
+        c = model.config
         z_spec = tf.TensorSpec([None, c.latent_dim], tf.float32, name="z")
         embedding_spec = tf.TensorSpec([None, c.embedding_dim], tf.float32, name="embedding")
 
         def from_embedding(z: tf.Tensor, embedding: tf.Tensor) -> dict[str, tf.Tensor]:
-            return self.images_from(z, embedding)
+            return model.images_from(z, embedding)
 
-        if self.tokenizer is None:
+        if model.tokenizer is None:
             return {"from_embedding": (from_embedding, {"z": z_spec, "embedding": embedding_spec})}
-        tokenizer = self.tokenizer.layer
+        tokenizer = model.tokenizer.layer
 
         def from_text(z: tf.Tensor, text: tf.Tensor) -> dict[str, tf.Tensor]:
-            return self.images_from(z, self.encode(tokenizer(text)))
+            return model.images_from(z, model.encode(tokenizer(text)))
 
         def from_tokens(z: tf.Tensor, tokens: tf.Tensor) -> dict[str, tf.Tensor]:
-            return self.images_from(z, self.encode(tokens))
+            return model.images_from(z, model.encode(tokens))
 
         return {
             "serving_default": (
@@ -400,8 +417,8 @@ class TextConditionedGAN(GAN):
             "from_embedding": (from_embedding, {"z": z_spec, "embedding": embedding_spec}),
         }
 
-    def tflite_signatures(self) -> list[str]:
-        return ["from_embedding"] if self.tokenizer is None else ["tokens", "from_embedding"]
+    def tflite_signatures(self, model: TextConditionedGAN) -> list[str]:
+        return ["from_embedding"] if model.tokenizer is None else ["tokens", "from_embedding"]
 
-    def export_metadata(self) -> dict[str, Any]:
-        return {} if self.tokenizer is None else {"tokenizer": self.tokenizer.to_json()}
+    def export_metadata(self, model: TextConditionedGAN) -> dict[str, Any]:
+        return {} if model.tokenizer is None else {"tokenizer": model.tokenizer.to_json()}
