@@ -28,6 +28,7 @@ setup(
             "pytest>=8",
             "pytest-xdist>=3.5",
             "ruff>=0.5",
+            "import-linter>=2.1",
             "ai-edge-litert>=1.0",
             "tensorflow-serving-api",
         ],

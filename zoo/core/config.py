@@ -60,8 +60,6 @@ class GANConfig:
 
 def _coerce(value: str, annotation: Any, field: str) -> Any:
     """Parses a command-line string into the type a dataclass field declares."""
-    if isinstance(annotation, str):
-        annotation = eval(annotation, vars(typing), {})
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     try:

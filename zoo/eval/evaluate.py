@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from zoo import data as zoo_data
+from zoo.core.latent import sample_z
 from zoo.errors import UsageError
 from zoo.eval import metrics
 from zoo.eval.classifier import FeatureExtractor, canonical_dataset, inception_extractor
@@ -274,7 +275,7 @@ class ExportedSampler:
 
     def sample_inputs(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
-        inputs = {"z": rng.standard_normal((num, self.latent_dim)).astype("float32")}
+        inputs = {"z": sample_z(num, self.latent_dim, rng)}
         if "label" in self.generator.inputs:
             inputs["label"] = rng.integers(0, self.num_classes, num).astype("int32")
         return inputs
