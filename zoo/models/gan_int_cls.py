@@ -39,7 +39,8 @@ from zoo.core.networks import (
     dcgan_logits,
 )
 from zoo.errors import UsageError
-from zoo.models.text_family import ATTRIBUTE_COLUMNS, TextConditionedGAN, TextConfig, TextTask
+from zoo.models.text_family import ATTRIBUTE_COLUMNS, TextConditionedGAN, TextConfig
+from zoo.models.text_task import TextTask
 from zoo.run import RunConfig
 
 

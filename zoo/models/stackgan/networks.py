@@ -24,6 +24,7 @@ Reference:
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -246,17 +247,28 @@ def build_stage2_generator(
     return keras.Model(inputs, outputs, name=name)
 
 
-def _matching_discriminator(
+def build_matching_discriminator(
     *,
     image_size: int,
     channels: int,
     embedding_dim: int,
     condition_dim: int,
     filters: int,
-    spectral_norm: bool,
-    sync_batchnorm: bool,
-    name: str,
+    spectral_norm: bool = False,
+    sync_batchnorm: bool = False,
+    name: str = "discriminator",
 ) -> keras.Model:
+    """A matching-aware discriminator: ``[images, embedding]`` → float32 logits [B, 1].
+
+    4×4 stride-2 convs down to 4×4 (see the module docstring), φ(t) compressed to
+    `condition_dim` and tiled over the map, then one logit per example.
+
+    Raises:
+      UsageError: an unsupported image size or a non-positive size.
+
+    Reference:
+      Zhang et al. 2017 (StackGAN, ICCV), sections 3.2-3.3; Reed et al. 2016 (GAN-CLS).
+    """
     _check_positive(
         channels=channels, embedding_dim=embedding_dim, condition_dim=condition_dim, filters=filters
     )
@@ -290,64 +302,11 @@ def _matching_discriminator(
     return keras.Model([images, embedding], logits, name=name)
 
 
-
-def build_stage1_discriminator(
-    *,
-    image_size: int,
-    channels: int,
-    embedding_dim: int,
-    condition_dim: int,
-    filters: int,
-    spectral_norm: bool = False,
-    sync_batchnorm: bool = False,
-    name: str = "stage1_discriminator",
-) -> keras.Model:
-    """Stage-I's matching-aware discriminator at the low side: ``[images, embedding]`` →
-    float32 logits [B, 1] (see the module docstring for the layout).
-
-    Raises:
-      UsageError: an unsupported image size or a non-positive size.
-
-    Reference:
-      Zhang et al. 2017 (StackGAN, ICCV), section 3.2; Reed et al. 2016 (GAN-CLS).
-    """
-    return _matching_discriminator(
-        image_size=image_size,
-        channels=channels,
-        embedding_dim=embedding_dim,
-        condition_dim=condition_dim,
-        filters=filters,
-        spectral_norm=spectral_norm,
-        sync_batchnorm=sync_batchnorm,
-        name=name,
-    )
-
-
-def build_stage2_discriminator(
-    *,
-    image_size: int,
-    channels: int,
-    embedding_dim: int,
-    condition_dim: int,
-    filters: int,
-    spectral_norm: bool = False,
-    sync_batchnorm: bool = False,
-    name: str = "stage2_discriminator",
-) -> keras.Model:
-    """Stage-II's matching-aware discriminator at the high side, the same design with more
-    downsampling blocks (3×3 convs bring the channels back to 8·filters at 128 px and up, as
-    the authors' `STAGE2_D`).
-
-    Reference:
-      Zhang et al. 2017 (StackGAN, ICCV), section 3.3.
-    """
-    return _matching_discriminator(
-        image_size=image_size,
-        channels=channels,
-        embedding_dim=embedding_dim,
-        condition_dim=condition_dim,
-        filters=filters,
-        spectral_norm=spectral_norm,
-        sync_batchnorm=sync_batchnorm,
-        name=name,
-    )
+# Stage-I's discriminator judges `stage1_size` images (section 3.2), Stage-II's the high side
+# with more downsampling blocks (section 3.3, the authors' `STAGE2_D`): one design.
+build_stage1_discriminator = functools.partial(
+    build_matching_discriminator, name="stage1_discriminator"
+)
+build_stage2_discriminator = functools.partial(
+    build_matching_discriminator, name="stage2_discriminator"
+)

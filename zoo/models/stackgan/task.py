@@ -10,7 +10,8 @@ from zoo import registry
 from zoo.core.images import image_grid, label_rows
 from zoo.errors import UsageError, first_line
 from zoo.models.stackgan.model import PHASES, StackGAN, StackGANConfig, training_image_size
-from zoo.models.text_family import ATTRIBUTE_COLUMNS, TextTask
+from zoo.models.text_family import ATTRIBUTE_COLUMNS
+from zoo.models.text_task import TextTask
 from zoo.run import RunConfig, checkpoint_dir
 
 
