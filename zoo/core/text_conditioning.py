@@ -108,7 +108,7 @@ def ensure_text_encoder(rc: Any, config: Any) -> Any:
         )
         zoo_text.save_text_encoder(target, tokenizer, encoder, stats)
     else:
-        from zoo.data.text import load_caption_arrays
+        from zoo.data.text_dataset import load_caption_arrays
 
         arrays = load_caption_arrays(
             rc.dataset,
@@ -219,7 +219,7 @@ class TextConditionedGAN(GAN):
         cls, rc: Any, config: Any, *, batch_size: int, start_step: int
     ) -> tuple[tf.data.Dataset, Any]:
         """(images, text, mismatching text) batches; captions arrive as token ids."""
-        from zoo.data.text import make_text_dataset
+        from zoo.data.text_dataset import make_text_dataset
 
         dataset, info = make_text_dataset(
             rc.dataset,
@@ -343,7 +343,7 @@ class TextConditionedGAN(GAN):
         captions = self.class_captions(num)[0]
         if rc is not None and not embeddings_path(rc.dataset):
             try:
-                from zoo.data.text import load_caption_arrays
+                from zoo.data.text_dataset import load_caption_arrays
 
                 arrays = load_caption_arrays(
                     rc.dataset, split="test", data_dir=rc.data_dir, per_image=1, seed=seed

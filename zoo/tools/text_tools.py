@@ -31,7 +31,7 @@ def pretrain_encoder(
       The pretraining statistics (held-out caption retrieval and chance).
     """
     from zoo.core import text as zoo_text
-    from zoo.data.text import load_caption_arrays
+    from zoo.data.text_dataset import load_caption_arrays
 
     arrays = load_caption_arrays(
         dataset, data_dir=data_dir, classes=classes, per_image=captions_per_image, seed=seed
