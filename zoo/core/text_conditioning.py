@@ -2,7 +2,7 @@
 
 A text-conditioned family (`gan_int_cls`, `stackgan`) subclasses `TextConditionedGAN` and its
 config mixes in `TextConfig`. Text comes as raw captions (a tokenizer and a text encoder
-pretrained with a joint embedding against images, `zoo.core.text`, frozen unless
+pretrained with a joint embedding against images, `zoo.text`, frozen unless
 `finetune_text_encoder`) or as precomputed embeddings (`--dataset=embeddings:PATH.npz`, K
 embeddings per image as CUB/Oxford-102 ship). The base gives:
 
@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.core import text as zoo_text
+from zoo import text as zoo_text
 from zoo.core.gan import GAN
 from zoo.errors import UsageError
 

@@ -30,7 +30,7 @@ def pretrain_encoder(
     Returns:
       The pretraining statistics (held-out caption retrieval and chance).
     """
-    from zoo.core import text as zoo_text
+    from zoo import text as zoo_text
     from zoo.data.text_dataset import load_caption_arrays
 
     arrays = load_caption_arrays(
