@@ -46,3 +46,48 @@ def test_pretraining_shows_progress(capsys):
         images, captions, steps=3, batch_size=4, output_dim=4, max_length=4, progress=True
     )
     assert "3/3" in capsys.readouterr().out
+
+
+def _tiny_fashion_dir(tmp_path) -> str:
+    from tests.data.helpers import tiny_arrays, write_idx
+
+    images, labels = tiny_arrays()
+    write_idx(tmp_path / "train-images-idx3-ubyte", images)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
+    return str(tmp_path)
+
+
+def test_pretrain_and_save_passes_every_size_and_saves(tmp_path):
+    lines = []
+    directory = str(tmp_path / "encoder")
+    tokenizer, encoder, stats = text.pretrain_and_save(
+        directory,
+        "fashion_mnist",
+        data_dir=_tiny_fashion_dir(tmp_path),
+        classes=["sandal", "bag"],
+        captions_per_image=2,
+        steps=2,
+        output_dim=4,
+        max_length=5,
+        embedding_dim=6,
+        units=7,
+        progress=False,
+        log=lines.append,
+    )
+    assert text.encoder_config(encoder) == {
+        "vocabulary_size": tokenizer.vocabulary_size,
+        "max_length": 5,
+        "embedding_dim": 6,
+        "units": 7,
+        "output_dim": 4,
+        "name": "text_encoder",
+    }
+    loaded_tokenizer, loaded, loaded_stats = text.load_text_encoder(directory)
+    assert loaded_tokenizer == tokenizer and loaded_stats == stats and stats["steps"] == 2
+    assert text.encoder_config(loaded) == text.encoder_config(encoder)
+    assert "sandal" in tokenizer.vocabulary and "shirt" not in tokenizer.vocabulary
+    assert len(lines) == 2
+    assert lines[0] == (
+        f"pretraining the text encoder on 10 captioned images (2 steps) into {directory}"
+    )
+    assert lines[1].startswith("text encoder: held-out caption retrieval ")

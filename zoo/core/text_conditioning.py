@@ -19,6 +19,7 @@ embeddings per image as CUB/Oxford-102 ship). The base gives:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -108,37 +109,20 @@ def ensure_text_encoder(rc: Any, config: Any) -> Any:
         )
         zoo_text.save_text_encoder(target, tokenizer, encoder, stats)
     else:
-        from zoo.data.text_dataset import load_caption_arrays
-
-        arrays = load_caption_arrays(
+        tokenizer, encoder, _ = zoo_text.pretrain_and_save(
+            target,
             rc.dataset,
             data_dir=rc.data_dir,
             classes=list(rc.classes) or None,
-            per_image=config.captions_per_image,
+            captions_per_image=config.captions_per_image,
             seed=rc.seed,
-        )
-        print(
-            f"pretraining the text encoder on {len(arrays.images)} captioned images "
-            f"({config.text_encoder_steps} steps) into {target}",
-            flush=True,
-        )
-        tokenizer, encoder, stats = zoo_text.pretrain_text_encoder(
-            arrays.images,
-            arrays.captions,
-            arrays.labels,
             steps=config.text_encoder_steps,
             output_dim=config.embedding_dim,
             max_length=config.max_length,
             embedding_dim=config.text_embedding_dim,
             units=config.text_units,
-            seed=rc.seed,
             progress=sys.stdout.isatty(),
-        )
-        zoo_text.save_text_encoder(target, tokenizer, encoder, stats)
-        print(
-            f"text encoder: held-out caption retrieval {stats.get('retrieval_accuracy', 0):.3f} "
-            f"(chance {stats.get('retrieval_chance', 0):.3f})",
-            flush=True,
+            log=functools.partial(print, flush=True),
         )
     sizes = zoo_text.encoder_config(encoder)
     return dataclasses.replace(

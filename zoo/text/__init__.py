@@ -7,7 +7,7 @@
 """
 
 from zoo.text.encoder import MaskedMeanPooling, ZeroPadding, build_text_encoder, encoder_config
-from zoo.text.pretrain import pretrain_text_encoder
+from zoo.text.pretrain import pretrain_and_save, pretrain_text_encoder
 from zoo.text.store import has_text_encoder, load_text_encoder, save_text_encoder
 from zoo.text.tokenizer import (
     OOV_ID,
@@ -35,6 +35,7 @@ __all__ = [
     "encoder_config",
     "has_text_encoder",
     "load_text_encoder",
+    "pretrain_and_save",
     "pretrain_text_encoder",
     "save_text_encoder",
     "split_words",

@@ -1,5 +1,9 @@
 """Pretraining the text encoder with a joint embedding against images (Reed et al. 2016).
 
+:func:`pretrain_text_encoder` trains on arrays; :func:`pretrain_and_save` loads a dataset's
+captions, pretrains and saves (what a run's preparation and `python -m zoo.tools text_encoder`
+both do).
+
 Reference:
   Reed, Akata, Lee, Schiele. "Learning Deep Representations of Fine-Grained Visual
   Descriptions", CVPR 2016. https://arxiv.org/abs/1605.05395
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import keras
@@ -19,6 +23,7 @@ import tensorflow as tf
 from zoo.core.losses import contrastive_joint_embedding_loss
 from zoo.errors import UsageError
 from zoo.text.encoder import build_text_encoder
+from zoo.text.store import save_text_encoder
 from zoo.text.tokenizer import Tokenizer
 
 
@@ -251,3 +256,69 @@ def _retrieval_stats(
     if labels is not None:
         stats["class_retrieval_accuracy"] = class_hits / count if count else math.nan
     return stats
+
+
+def pretrain_and_save(
+    directory: str,
+    dataset: str,
+    *,
+    data_dir: str | None = None,
+    classes: Sequence[str | int] | None = None,
+    captions_per_image: int = 10,
+    seed: int = 0,
+    steps: int = 1000,
+    output_dim: int = 128,
+    max_length: int = 16,
+    embedding_dim: int = 64,
+    units: int = 128,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> tuple[Tokenizer, keras.Model, dict[str, Any]]:
+    """Writes `captions_per_image` captions per image of `dataset`, pretrains on them and saves.
+
+    Args:
+      directory: where :func:`zoo.text.store.save_text_encoder` writes the encoder.
+      dataset: a caption dataset spec (`zoo.data.load_caption_arrays`).
+      data_dir: where the dataset's files are.
+      classes: keep only these classes.
+      captions_per_image: captions written per image.
+      seed: seeds the captions and the pretraining.
+      steps, output_dim, max_length, embedding_dim, units, progress: as in
+        :func:`pretrain_text_encoder`.
+      log: called with a line before pretraining and one with the held-out retrieval after.
+
+    Returns:
+      ``(tokenizer, text_encoder, stats)`` as :func:`pretrain_text_encoder` returns them.
+
+    Raises:
+      UsageError: unknown or missing data, a dataset without classes, bad sizes.
+    """
+    from zoo.data.text_dataset import load_caption_arrays
+
+    arrays = load_caption_arrays(
+        dataset, data_dir=data_dir, classes=classes, per_image=captions_per_image, seed=seed
+    )
+    if log is not None:
+        log(
+            f"pretraining the text encoder on {len(arrays.images)} captioned images "
+            f"({steps} steps) into {directory}"
+        )
+    tokenizer, encoder, stats = pretrain_text_encoder(
+        arrays.images,
+        arrays.captions,
+        arrays.labels,
+        steps=steps,
+        output_dim=output_dim,
+        max_length=max_length,
+        embedding_dim=embedding_dim,
+        units=units,
+        seed=seed,
+        progress=progress,
+    )
+    save_text_encoder(directory, tokenizer, encoder, stats)
+    if log is not None:
+        log(
+            f"text encoder: held-out caption retrieval {stats.get('retrieval_accuracy', 0):.3f} "
+            f"(chance {stats.get('retrieval_chance', 0):.3f})"
+        )
+    return tokenizer, encoder, stats
