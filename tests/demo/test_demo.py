@@ -371,8 +371,8 @@ def _captions() -> list[str]:
     ]
 
 
-def test_page_tokenizer_matches_zoo_core_text(node):
-    from zoo.core.text import Tokenizer, split_words
+def test_page_tokenizer_matches_zoo_text(node):
+    from zoo.text import Tokenizer, split_words
 
     vocabulary = [
         "",

@@ -11,7 +11,7 @@ final convolution give the logit.
   real image for it; t2 is the step's mismatching text (another image of another class).
 
 Text comes as raw captions (a tokenizer and a text encoder pretrained with a joint embedding
-against images, `zoo.core.text`, frozen unless `finetune_text_encoder`) or as precomputed
+against images, `zoo.text`, frozen unless `finetune_text_encoder`) or as precomputed
 embeddings (`--dataset=embeddings:PATH.npz`, K embeddings per image as CUB/Oxford-102 ship);
 that text side, the caption data and the string/token/embedding exports are shared with
 StackGAN in `zoo.models.text_family`.

@@ -3,7 +3,7 @@
 A text-conditioned family (`gan_int_cls`, `stackgan`) subclasses `TextConditionedGAN` (the
 model) and `TextTask` (its run side), and its config mixes in `TextConfig`. Text comes as raw
 captions (a tokenizer and a text encoder pretrained with a joint embedding against images,
-`zoo.core.text`, frozen unless `finetune_text_encoder`) or as precomputed embeddings
+`zoo.text`, frozen unless `finetune_text_encoder`) or as precomputed embeddings
 (`--dataset=embeddings:PATH.npz`, K embeddings per image as CUB/Oxford-102 ship). This module
 holds the config fields and the model's side: the tokenizer and encoder, `encode` (φ(t)), the
 matching-aware discriminator update (GAN-CLS, Reed et al. 2016) and caption sample inputs
@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.core import text as zoo_text
+from zoo import text as zoo_text
 from zoo.core.gan import GAN
 from zoo.core.latent import sample_z
 from zoo.data.captions import class_phrase

@@ -7,6 +7,7 @@ the export's JSON."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from typing import Any, ClassVar
@@ -14,11 +15,11 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from zoo.core import text as zoo_text
+from zoo import text as zoo_text
 from zoo.core.latent import sample_z
 from zoo.data import DatasetInfo
 from zoo.data.embeddings import load_embedding_arrays
-from zoo.data.text import load_caption_arrays, make_text_dataset
+from zoo.data.text_dataset import load_caption_arrays, make_text_dataset
 from zoo.errors import UsageError
 from zoo.models.task import SignatureTable, Task, dataset_options
 from zoo.models.text_family import (
@@ -46,35 +47,20 @@ def ensure_text_encoder(rc: RunConfig, config: Any) -> Any:
         )
         zoo_text.save_text_encoder(target, tokenizer, encoder, stats)
     else:
-        arrays = load_caption_arrays(
+        tokenizer, encoder, _ = zoo_text.pretrain_and_save(
+            target,
             rc.dataset,
             data_dir=rc.data_dir,
             classes=list(rc.classes) or None,
-            per_image=config.captions_per_image,
+            captions_per_image=config.captions_per_image,
             seed=rc.seed,
-        )
-        print(
-            f"pretraining the text encoder on {len(arrays.images)} captioned images "
-            f"({config.text_encoder_steps} steps) into {target}",
-            flush=True,
-        )
-        tokenizer, encoder, stats = zoo_text.pretrain_text_encoder(
-            arrays.images,
-            arrays.captions,
-            arrays.labels,
             steps=config.text_encoder_steps,
             output_dim=config.embedding_dim,
             max_length=config.max_length,
             embedding_dim=config.text_embedding_dim,
             units=config.text_units,
-            seed=rc.seed,
             progress=sys.stdout.isatty(),
-        )
-        zoo_text.save_text_encoder(target, tokenizer, encoder, stats)
-        print(
-            f"text encoder: held-out caption retrieval {stats.get('retrieval_accuracy', 0):.3f} "
-            f"(chance {stats.get('retrieval_chance', 0):.3f})",
-            flush=True,
+            log=functools.partial(print, flush=True),
         )
     sizes = zoo_text.encoder_config(encoder)
     return dataclasses.replace(

@@ -60,6 +60,9 @@ flags.DEFINE_string("dataset", "fashion_mnist", "text_encoder: the captioned dat
 flags.DEFINE_string("data_dir", None, "text_encoder: where the dataset's files are.")
 flags.DEFINE_integer("pretrain_steps", 1000, "text_encoder: joint-embedding steps.")
 flags.DEFINE_integer("output_dim", 128, "text_encoder: size of the text embedding.")
+flags.DEFINE_integer("max_length", 16, "text_encoder: tokens per caption.")
+flags.DEFINE_integer("text_embedding_dim", 64, "text_encoder: size of its word embeddings.")
+flags.DEFINE_integer("text_units", 128, "text_encoder: filters of its convolutions.")
 
 
 def _conditions(takes: Any, num: int) -> dict[str, Any]:
@@ -186,6 +189,9 @@ def _run(command: str) -> dict[str, Any]:
             data_dir=FLAGS.data_dir,
             steps=FLAGS.pretrain_steps,
             output_dim=FLAGS.output_dim,
+            max_length=FLAGS.max_length,
+            embedding_dim=FLAGS.text_embedding_dim,
+            units=FLAGS.text_units,
             seed=FLAGS.seed,
         )
         return {"command": command, "out": FLAGS.out, **stats}
