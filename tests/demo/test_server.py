@@ -181,3 +181,12 @@ def test_the_page_describes_the_served_manifest_as_the_file(node):
     )
     for case, (file, served) in js.items():
         assert served == file, case
+
+
+def test_read_samples_names_an_unreadable_image(tmp_path):
+    for key in ("a", "b"):
+        (tmp_path / key).mkdir()
+        Image.new("L", (4, 4)).save(tmp_path / key / "0.png")
+    (tmp_path / "b" / "1.png").write_bytes(b"not a PNG")
+    with pytest.raises(UsageError, match=r"b/1\.png is not a readable image"):
+        samples.read_samples(str(tmp_path), samples.index_folder(str(tmp_path)), [4, 4, 1])

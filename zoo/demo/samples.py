@@ -144,14 +144,21 @@ def read_samples(
     samples_dir: str, index: dict[str, Any], shape: list[int]
 ) -> dict[str, np.ndarray]:
     """The index's images as float32 [N, H, W, C] in [-1, 1] per domain, read as the page reads
-    them (resized to H x W; grey = luma 0.299 R + 0.587 G + 0.114 B, exact for grey files)."""
+    them (resized to H x W; grey = luma 0.299 R + 0.587 G + 0.114 B, exact for grey files).
+
+    Raises:
+      UsageError: a file that is not a readable image, or not of the model's size.
+    """
     height, width, channels = shape
     out = {}
     for key in ("a", "b"):
         images = []
         for file in index[key]:
-            with Image.open(os.path.join(samples_dir, file)) as image:
-                rgb = np.asarray(eight_bit(image).convert("RGB"))
+            try:
+                with Image.open(os.path.join(samples_dir, file)) as image:
+                    rgb = np.asarray(eight_bit(image).convert("RGB"))
+            except (OSError, ValueError, SyntaxError) as err:
+                raise UsageError(f"--samples_dir: {file} is not a readable image ({err})") from err
             if rgb.shape[:2] != (height, width):
                 raise UsageError(
                     f"{file} is {rgb.shape[1]}x{rgb.shape[0]}, not {width}x{height}: "
