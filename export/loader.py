@@ -120,7 +120,8 @@ def _load_saved_model(path: str, signature: str | None) -> ExportedGenerator:
 
     try:
         loaded = tf.saved_model.load(path)
-    except (OSError, ValueError, tf.errors.OpError) as err:
+    # IndexError: a truncated variables file ("Read less bytes than requested").
+    except (OSError, ValueError, IndexError, tf.errors.OpError) as err:
         raise UsageError(f"{path} is not a readable SavedModel: {_first_line(err)}") from err
     name = signature or "serving_default"
     if name not in loaded.signatures:

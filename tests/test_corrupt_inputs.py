@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import zoo
@@ -68,6 +69,27 @@ def test_export_json_with_a_malformed_data_section_reads_on(export_root):
     (export_root / "dcgan.json").write_text(json.dumps({**MANIFEST, "data": ["a", "b"]}))
     with pytest.raises(zoo.UsageError, match="not a readable SavedModel"):
         load_exported(str(export_root / "dcgan"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_load_generator_of_a_saved_model_with_damaged_variables(tmp_path, damage):
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.v = tf.Variable(tf.ones([4]))
+    module.f = tf.function(
+        lambda z: {"images": z * module.v}, input_signature=[tf.TensorSpec([None, 4])]
+    )
+    version = tmp_path / "m" / "1"
+    tf.saved_model.save(module, str(version), signatures={"serving_default": module.f})
+    assert zoo.load_generator(str(tmp_path / "m"))(np.ones([2, 4])).shape == (2, 4)
+    data = version / "variables" / "variables.data-00000-of-00001"
+    if damage == "truncated":
+        data.write_bytes(data.read_bytes()[:3])
+    else:
+        data.unlink()
+    with pytest.raises(zoo.UsageError, match="not a readable SavedModel"):
+        zoo.load_generator(str(tmp_path / "m"))
 
 
 @pytest.mark.parametrize(
