@@ -128,7 +128,7 @@ def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
       UsageError: a key that is not a field of `cls`.
     """
     if not isinstance(values, dict):
-        raise TypeError(f"{cls.__name__} values must be a JSON object, not {type(values).__name__}")
+        raise TypeError(f"a JSON object of {cls.__name__} fields (got {type(values).__name__})")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
