@@ -29,3 +29,10 @@ def test_read_json_of_a_corrupt_file_is_a_usage_error(tmp_path):
     path.write_text("{not json")
     with pytest.raises(UsageError, match="cannot read"):
         read_json(str(path))
+
+
+def test_read_json_of_a_too_deeply_nested_file_is_a_usage_error(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(UsageError, match="nested too deeply"):
+        read_json(str(path))

@@ -124,7 +124,14 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
-    """Rebuilds a config from `config_to_dict` output; unknown keys are a UsageError."""
+    """Rebuilds a config from `config_to_dict` output; unknown keys are a UsageError.
+
+    Raises:
+      TypeError: `values` is not a dict (e.g. a damaged config.json).
+      UsageError: a key that is not a field of `cls`.
+    """
+    if not isinstance(values, dict):
+        raise TypeError(f"a JSON object of {cls.__name__} fields (got {type(values).__name__})")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)

@@ -11,6 +11,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
+from zoo.core.images import eight_bit
 from zoo.data.classes import resolve_classes
 from zoo.errors import UsageError
 
@@ -51,7 +52,7 @@ def _decode(path: str, mode: str, image_size: int | None) -> np.ndarray | None:
     """Decodes one file to a [H, W, C] uint8 array, or None when it is unreadable."""
     try:
         with Image.open(path) as image:
-            image = image.convert(mode)  # Forces the full decode.
+            image = eight_bit(image).convert(mode)  # Forces the full decode.
             if image_size is not None and image.size != (image_size, image_size):
                 image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
             array = np.asarray(image, dtype=np.uint8)
@@ -78,7 +79,7 @@ def load_folder(
     channels: int | None = None,
     classes: Sequence[str | int] | None = None,
 ) -> FolderImages:
-    """Loads every PNG/JPEG under `path` into memory.
+    """Loads every PNG/JPEG under `path` into memory (16-bit PNGs scaled to 8 bits).
 
     If `path` has sub-folders that hold images, each sub-folder (sorted by name) is a
     class and its images (found recursively) are labelled with its index; images lying

@@ -84,15 +84,17 @@ def open_tfds(
         unknown class.
     """
     import tensorflow_datasets as tfds  # Slow import, only for tfds: specs.
+    from google.protobuf import json_format
 
     try:
         builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)
+        features = builder.info.features
     except tfds.core.registered.DatasetNotFoundError as e:
         raise UsageError(f"unknown TFDS dataset {name!r}; see the TFDS catalog for names") from e
-    except (ValueError, AssertionError) as e:
+    except (ValueError, AssertionError, json_format.ParseError) as e:
+        # A damaged dataset_info.json or features.json under data_dir lands here too.
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"cannot open TFDS dataset {name!r}: {first_line}") from e
-    features = builder.info.features
     if "image" not in features:
         raise UsageError(f"TFDS dataset {name!r} has no 'image' feature")
     image_feature = features["image"]

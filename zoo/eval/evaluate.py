@@ -312,6 +312,8 @@ def load_exported(export_dir: str) -> tuple[ExportedSampler, Any, int]:
         step = int(manifest["step"])
     except (KeyError, TypeError, ValueError) as err:
         raise UsageError(f"{json_path} does not describe a zoo export: missing {err}") from err
-    num_classes = len((manifest.get("data") or {}).get("class_names") or [])
+    data = manifest.get("data")
+    class_names = data.get("class_names") if isinstance(data, dict) else None
+    num_classes = len(class_names) if isinstance(class_names, list) else 0
     sampler = ExportedSampler(zoo.load_generator(path), num_classes)
     return sampler, RunConfig(dataset=dataset), step
