@@ -16,16 +16,6 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def eight_bit(image: Image.Image) -> Image.Image:
-    """A 16-bit greyscale image (PIL mode `I;16*` or `I`, as PNG decodes) scaled to 8-bit `L`
-    (value / 257, rounded); any other image unchanged. PIL's own `convert("L")` clips such an
-    image to 255 instead of scaling it."""
-    if not (image.mode == "I" or image.mode.startswith("I;16")):
-        return image
-    values = np.asarray(image).astype(np.float64)
-    return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
-
-
 def image_grid(
     images: np.ndarray, columns: int | None = None, padding: int = 2, min_tile: int = 64
 ) -> np.ndarray:

@@ -11,7 +11,6 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from zoo.core.images import eight_bit
 from zoo.data.classes import resolve_classes
 from zoo.errors import UsageError
 
@@ -35,6 +34,16 @@ class FolderImages:
     labels: np.ndarray | None
     class_names: tuple[str, ...] | None
     skipped_files: int
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit greyscale image (PIL mode `I;16*` or `I`, as PNG decodes) scaled to 8-bit `L`
+    (value / 257, rounded); any other image unchanged. PIL's own `convert("L")` clips such an
+    image to 255 instead of scaling it."""
+    if not (image.mode == "I" or image.mode.startswith("I;16")):
+        return image
+    values = np.asarray(image).astype(np.float64)
+    return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
 
 
 def _image_files(root: str) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from zoo.core.images import eight_bit
+from zoo.data.folders import eight_bit
 from zoo.demo.manifest import Described
 from zoo.errors import UsageError
 

@@ -253,7 +253,7 @@ class ExportedSampler:
     a class-conditional export also gets uniformly drawn `label`s.
 
     Args:
-      generator: an `export.loader.ExportedGenerator` (`serving_default`).
+      generator: an `zoo.exported.ExportedGenerator` (`serving_default`).
       num_classes: classes of the dataset (for a `label` input).
 
     Raises:
