@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from zoo.data.folders import eight_bit
 from zoo.demo.manifest import Described
 from zoo.errors import UsageError
 
@@ -149,6 +148,8 @@ def read_samples(
     Raises:
       UsageError: a file that is not a readable image, or not of the model's size.
     """
+    from zoo.data.folders import eight_bit  # here: zoo.data brings TensorFlow
+
     height, width, channels = shape
     out = {}
     for key in ("a", "b"):
