@@ -1,8 +1,7 @@
-"""Trains any ganzoo family: `python train_main.py --model=dcgan --dataset=fashion_mnist ...`.
+"""Trains any family: `python train_main.py --model=dcgan --dataset=fashion_mnist ...`.
 
-One flag per `zoo.run.RunConfig` field (name, default and help from the dataclass), plus
-`--config=key=value` overrides of the family's config and `--loss` for `--config=loss=...`.
-Bad input prints one line on stderr and exits with code 2.
+One flag per `zoo.run.RunConfig` field (its default and help), `--config=key=value` overrides
+of the family's config and `--loss`. Bad input is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging
 
-from zoo import cli
+from zoo import cli, registry
+from zoo.errors import TrainingDivergedError, UsageError
 from zoo.run import RunConfig
 
 FLAGS = flags.FLAGS
@@ -30,26 +30,20 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         return cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
-    from zoo import registry
-    from zoo.errors import UsageError
-
-    try:
-        registry.check(FLAGS.model)
-    except UsageError as err:
-        return cli.fail(err)
-    cli.import_tensorflow_quietly()
-    from zoo import train
-
     overrides = [*([f"loss={FLAGS.loss}"] if FLAGS.loss else []), *FLAGS.config]
     try:
+        registry.check(FLAGS.model)  # before TensorFlow is imported
+        cli.import_tensorflow_quietly()
+        from zoo import train
+
         result = train.run(cli.dataclass_from_flags(RunConfig), overrides)
     except UsageError as err:
         return cli.fail(err)
-    except train.TrainingDivergedError as err:
+    except TrainingDivergedError as err:
         return cli.fail(err, code=1)
     if result.status == "terminated":
-        message = f"terminated at step {result.step}; checkpoint saved, rerun to resume"
-        print(message, file=sys.stderr)
+        step = result.step
+        print(f"terminated at step {step}; checkpoint saved, rerun to resume", file=sys.stderr)
         return 143
     print(f"done: {result.step} steps in {result.model_dir}")
     return 0

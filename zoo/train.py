@@ -24,7 +24,7 @@ from zoo.core import callbacks as zoo_callbacks
 from zoo.core import distribute
 from zoo.core.checkpoint import RunCheckpoint
 from zoo.core.config import apply_overrides, config_to_dict
-from zoo.errors import UsageError
+from zoo.errors import TrainingDivergedError, UsageError
 from zoo.eval.callback import EvalCallback
 from zoo.eval.evaluate import Evaluator
 from zoo.models.task import Task
@@ -41,10 +41,6 @@ class RunResult:
     status: str  # "completed", "terminated" (SIGTERM) or "diverged"
     message: str = ""
     model: Any = None
-
-
-class TrainingDivergedError(RuntimeError):
-    """Raised when the losses stay non-finite; the last good checkpoint is kept."""
 
 
 def _check_run_config(rc: RunConfig) -> None:

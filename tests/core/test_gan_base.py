@@ -14,6 +14,7 @@ from zoo import registry, train
 from zoo import run as zoo_run
 from zoo.core import distribute
 from zoo.core.config import apply_overrides
+from zoo.errors import TrainingDivergedError
 
 
 @pytest.fixture(autouse=True)
@@ -157,7 +158,7 @@ def test_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint(t
         log_every=0,
         max_nonfinite_steps=3,
     )
-    with pytest.raises(train.TrainingDivergedError, match="3 steps in a row"):
+    with pytest.raises(TrainingDivergedError, match="3 steps in a row"):
         train.run(rc, ["generator_units=8", "discriminator_units=8"], extra_callbacks=[_Poison()])
     assert zoo_run.latest_step(str(tmp_path)) == 2
     reader = tf.train.load_checkpoint(os.path.join(tmp_path, "checkpoints", "ckpt-2"))
