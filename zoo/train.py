@@ -40,6 +40,7 @@ from zoo.core import distribute
 from zoo.core.checkpoint import RunCheckpoint
 from zoo.core.config import apply_overrides, config_from_dict, config_to_dict
 from zoo.core.io import atomic_write_json, read_json
+from zoo.core.rundir import owned_run_directory
 from zoo.errors import UsageError
 from zoo.eval.callback import EvalCallback
 from zoo.eval.evaluate import Evaluator
@@ -458,7 +459,18 @@ def run(
     if rc.deterministic:
         tf.config.experimental.enable_op_determinism()
     chief = distribute.is_chief(strategy)
+    with owned_run_directory(rc.model_dir, "--model_dir", owner=chief):
+        return _run_owned(rc, overrides, extra_callbacks, strategy, chief)
 
+
+def _run_owned(
+    rc: RunConfig,
+    overrides: Sequence[str],
+    extra_callbacks: Sequence[keras.callbacks.Callback],
+    strategy: tf.distribute.Strategy,
+    chief: bool,
+) -> RunResult:
+    """The rest of `run`, with the run directory checked and locked (by the chief)."""
     family, config = resolve_config(rc, overrides)
     config = family.prepare_run(rc, config)
     d_steps = family.discriminator_steps(config)
