@@ -13,7 +13,9 @@ Nothing here knows a family: the model's `serving_signatures()` says what to ser
 `representative_inputs()` what the generator is fed (int8 calibration, warmup, parity).
 The export is atomic: the SavedModel is written to a hidden directory beside the versions
 (TF Serving only loads all-digit directory names) and renamed into place once every check
-has passed; files are written through a temporary file and a rename.
+has passed; files are written through a temporary file and a rename. What an export killed
+before the rename leaves behind, the next export into the same directory removes
+(`export.staging`).
 """
 
 from __future__ import annotations
@@ -33,9 +35,12 @@ import numpy as np
 import tensorflow as tf
 
 from export import FLAVOURS, FORMATS, parse_formats
+from export.staging import prefix as staging_prefix
+from export.staging import remove_stale as remove_stale_staging
 from zoo import train
 from zoo.core.config import config_to_dict
 from zoo.core.io import read_json, readable_by_all
+from zoo.core.rundir import check_writable_dir
 from zoo.errors import UsageError
 
 # Max absolute error against the SavedModel that fails an export, per flavour.
@@ -368,7 +373,7 @@ def _check_name(name: str) -> None:
 
 
 def _write_bytes_staged(directory: str, content: bytes, suffix: str = ".tflite") -> str:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=suffix, dir=directory)
     with os.fdopen(fd, "wb") as f:
         f.write(content)
         f.flush()
@@ -470,6 +475,8 @@ def export(
                 "TFLite parity runs in LiteRT: pip install ai-edge-litert "
                 "(or export only --formats=saved_model)"
             ) from err
+    check_writable_dir(export_dir, "--export_dir")
+    remove_stale_staging(export_dir)
     trained = train.load_trained(model_dir, checkpoint)
     model = trained.model
     name = name or model.family_name
@@ -489,7 +496,7 @@ def export(
     tflite_names = [n for n in model.tflite_signatures() if n in signatures]
     per_signature = len(tflite_names) > 1
     # Hidden (non-numeric) name: TF Serving only loads all-digit version directories.
-    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_root)
+    staging = tempfile.mkdtemp(prefix=f"{staging_prefix()}{version}-", dir=model_root)
     readable_by_all(staging)
     staged_files: dict[str, str] = {}  # final path -> staged temp file
     warnings: list[str] = []
