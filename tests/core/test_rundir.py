@@ -153,3 +153,27 @@ def test_a_killed_run_leaves_no_stale_lock(tmp_path):
     assert code == 0, err
     assert out.splitlines()[-1] == f"done: 3 steps in {model_dir}"
     assert (model_dir / LOCK_FILE).read_text() == ""
+
+
+@pytest.mark.slow
+def test_eval_reads_a_run_that_holds_its_lock(tmp_path):
+    model_dir = tmp_path / "run"
+    code, _, err = train(*GAN, f"--model_dir={model_dir}", "--train_steps=3")
+    assert code == 0, err
+    env = {k: v for k, v in os.environ.items() if k not in ISOLATED_FROM}
+    with RunDirectoryLock(str(model_dir)):  # as a training run holds it
+        result = subprocess.run(
+            [
+                sys.executable,
+                os.path.join(REPO, "eval_main.py"),
+                f"--model_dir={model_dir}",
+                "--num_samples=200",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '"step": 3' in result.stdout
