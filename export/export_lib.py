@@ -13,7 +13,9 @@ Nothing here knows a family: the model's `serving_signatures()` says what to ser
 `representative_inputs()` what the generator is fed (int8 calibration, warmup, parity).
 The export is atomic: the SavedModel is written to a hidden directory beside the versions
 (TF Serving only loads all-digit directory names) and renamed into place once every check
-has passed; files are written through a temporary file and a rename.
+has passed; files are written through a temporary file and a rename. What an export killed
+before the rename leaves behind, the next export into the same directory removes
+(`export.staging`).
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ import numpy as np
 import tensorflow as tf
 
 from export import FLAVOURS, FORMATS, parse_formats
+from export.staging import prefix as staging_prefix
+from export.staging import remove_stale as remove_stale_staging
 from zoo import run as zoo_run
 from zoo.core.config import config_to_dict
 from zoo.errors import UsageError, first_line
 from zoo.io import read_json, readable_by_all
+from zoo.rundir import check_writable_dir
 
 # Max absolute error against the SavedModel that fails an export, per flavour.
 PARITY_TOLERANCE = {"float32": 1e-4, "float16": 2e-2}
@@ -364,7 +369,7 @@ def _check_name(name: str) -> None:
 
 
 def _write_bytes_staged(directory: str, content: bytes, suffix: str = ".tflite") -> str:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=suffix, dir=directory)
     with os.fdopen(fd, "wb") as f:
         f.write(content)
         f.flush()
@@ -466,6 +471,8 @@ def export(
                 "TFLite parity runs in LiteRT: pip install ai-edge-litert "
                 "(or export only --formats=saved_model)"
             ) from err
+    check_writable_dir(export_dir, "--export_dir")
+    remove_stale_staging(export_dir)
     trained = zoo_run.load_trained(model_dir, checkpoint)
     model = trained.model
     name = name or model.family_name
@@ -485,7 +492,7 @@ def export(
     tflite_names = [n for n in trained.task.tflite_signatures(model) if n in signatures]
     per_signature = len(tflite_names) > 1
     # Hidden (non-numeric) name: TF Serving only loads all-digit version directories.
-    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_root)
+    staging = tempfile.mkdtemp(prefix=f"{staging_prefix()}{version}-", dir=model_root)
     readable_by_all(staging)
     staged_files: dict[str, str] = {}  # final path -> staged temp file
     warnings: list[str] = []

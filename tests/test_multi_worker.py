@@ -143,6 +143,7 @@ def test_two_workers_train_and_only_the_chief_writes(four_steps):
         rf"tensorboard/events\.out\.tfevents\.\d+\..+\.{chief_pid}\.\d+\.v2", *events
     )
     assert files - events == {
+        ".lock",  # the chief's lock on the run directory (the other worker takes none)
         "config.json",
         "metrics.jsonl",
         "checkpoints/checkpoint",

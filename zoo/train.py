@@ -29,6 +29,7 @@ from zoo.eval.callback import EvalCallback
 from zoo.eval.evaluate import Evaluator
 from zoo.models.task import Task
 from zoo.run import CONFIG_FILE, RunConfig, load_run, phase_dir, write_config
+from zoo.rundir import owned_run_directory
 
 
 @dataclasses.dataclass
@@ -169,7 +170,18 @@ def run(
     if rc.deterministic:
         tf.config.experimental.enable_op_determinism()
     chief = distribute.is_chief(strategy)
+    with owned_run_directory(rc.model_dir, "--model_dir", owner=chief):
+        return _run_owned(rc, overrides, extra_callbacks, strategy, chief)
 
+
+def _run_owned(
+    rc: RunConfig,
+    overrides: Sequence[str],
+    extra_callbacks: Sequence[keras.callbacks.Callback],
+    strategy: tf.distribute.Strategy,
+    chief: bool,
+) -> RunResult:
+    """The rest of `run`, with the run directory checked and locked (by the chief)."""
     task, config = resolve_config(rc, overrides)
     config = task.prepare_run(rc, config)
     d_steps = task.discriminator_steps(config)
