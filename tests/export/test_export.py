@@ -22,6 +22,18 @@ pytestmark = pytest.mark.slow
 
 BATCHES = (1, 3)
 TOLERANCE = {"float32": 1e-4, "float16": 2e-2}
+# family -> bound of the int8 file's max abs error against the SavedModel here (the export
+# itself only warns above 0.25). Measured on these tiny runs at batches 1, 3 and 8: about 0.004
+# (half an int8 step of [-1, 1]) for dcgan, cgan and gan_int_cls, 0.0012 for stackgan, 0.11 for
+# gan's toy MLP and 0.66 for cyclegan (a_to_b; 0.54 b_to_a); each bound is that plus a margin.
+INT8_TOLERANCE = {
+    "gan": 0.25,
+    "dcgan": 0.01,
+    "cgan": 0.01,
+    "cyclegan": 1.0,
+    "gan_int_cls": 0.01,
+    "stackgan": 0.01,
+}
 
 
 @pytest.fixture(scope="session")
@@ -172,10 +184,8 @@ def test_tflite_builtins_only_and_parity(exported, trained):
             outputs = runner(**{k: np.asarray(v) for k, v in inputs.items()})
             check_images(exported, outputs, batch)
             error = float(np.abs(outputs["images"] - reference).max())
-            if entry["flavour"] in TOLERANCE:
-                assert error <= TOLERANCE[entry["flavour"]], (entry["file"], batch, error)
-            else:  # int8: reported, and flagged in the manifest if worse than 0.25
-                assert np.isfinite(error)
+            tolerance = TOLERANCE.get(entry["flavour"], INT8_TOLERANCE[exported.family])
+            assert error <= tolerance, (entry["file"], batch, error)
 
 
 def test_load_generator(exported, trained):

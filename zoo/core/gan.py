@@ -16,15 +16,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.core import losses
+from zoo.core import loss_scaling, losses
 from zoo.core.config import GANConfig
 from zoo.core.latent import sample_z
 from zoo.errors import UsageError
-
-# Float32 runs get a loss-scale optimizer too, with a scale of 1 that never grows: scaling by
-# powers of two is exact, and the wrapper gives every precision the same well-tested rule for
-# a non-finite step (skip the update, keep the weights).
-_FLOAT32_SCALE = {"initial_scale": 1.0, "dynamic_growth_steps": 2**31 - 2}
 
 
 def _random_seed(seed_generator: keras.random.SeedGenerator) -> tf.Tensor:
@@ -174,8 +169,8 @@ class GAN(keras.Model):
         """Sets up both players' optimizers with loss scaling and builds them.
 
         Call inside the strategy's scope. Under a `mixed_float16` policy each optimizer is a
-        dynamic `LossScaleOptimizer`; otherwise a loss-scale wrapper with a constant scale of 1
-        (exact), so a non-finite step is skipped under every precision.
+        dynamic `LossScaleOptimizer`; otherwise a loss-scale wrapper whose scale stays exactly 1,
+        so a non-finite step is skipped under every precision (`zoo.core.loss_scaling`).
 
         Args:
           train_steps: total generator steps of the run (for learning-rate schedules).
@@ -186,10 +181,8 @@ class GAN(keras.Model):
         c = self.config
         d_optimizer = d_optimizer or self.make_optimizer(c.d_learning_rate, train_steps)
         g_optimizer = g_optimizer or self.make_optimizer(c.g_learning_rate, train_steps)
-        mixed16 = keras.mixed_precision.dtype_policy().name == "mixed_float16"
-        scale = {} if mixed16 else _FLOAT32_SCALE
-        self.d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, **scale)
-        self.g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer, **scale)
+        self.d_optimizer = loss_scaling.wrap(d_optimizer)
+        self.g_optimizer = loss_scaling.wrap(g_optimizer)
         self.d_optimizer.build(self.discriminator_variables)
         self.g_optimizer.build(self.generator_variables)
 
