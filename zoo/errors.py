@@ -12,6 +12,10 @@ class TrainingDivergedError(RuntimeError):
     """The losses stayed non-finite; the last good checkpoint is kept (the mains exit 1)."""
 
 
+class WorkerLostError(RuntimeError):
+    """Another worker of a multi-worker run died or stopped answering (the mains exit 1)."""
+
+
 def first_line(err: BaseException, limit: int = 300) -> str:
     """The first line of an exception's message (its type's name when empty), for one-line
     user errors and warnings."""

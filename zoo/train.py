@@ -24,7 +24,7 @@ from zoo.core import callbacks as zoo_callbacks
 from zoo.core import distribute
 from zoo.core.checkpoint import RunCheckpoint
 from zoo.core.config import apply_overrides, config_to_dict
-from zoo.errors import TrainingDivergedError, UsageError
+from zoo.errors import TrainingDivergedError, UsageError, WorkerLostError
 from zoo.eval.callback import EvalCallback
 from zoo.eval.evaluate import Evaluator
 from zoo.models.task import Task
@@ -160,6 +160,7 @@ def run(
     Raises:
       UsageError: bad input (the mains print it as one line and exit with code 2).
       TrainingDivergedError: the losses stayed non-finite.
+      WorkerLostError: another worker of a multi-worker run went away.
     """
     _check_run_config(rc)
     strategy = distribute.build_strategy(
@@ -238,7 +239,10 @@ def _run_owned(
 
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard")) if chief else None
     guard = zoo_callbacks.NonFiniteGuard(start, rc.max_nonfinite_steps)
-    saver = zoo_callbacks.CheckpointCallback(checkpoint, start, rc.checkpoint_every, guard)
+    any_worker = distribute.any_worker(strategy)
+    saver = zoo_callbacks.CheckpointCallback(
+        checkpoint, start, rc.checkpoint_every, guard, any_worker
+    )
     # Every worker resets its trackers at the same steps (a collective op); the chief writes.
     metrics = zoo_callbacks.MetricsCallback(
         os.path.join(run_dir, "metrics.jsonl") if chief else None,
@@ -283,6 +287,10 @@ def _run_owned(
             callbacks=callbacks,
             verbose=1 if (chief and sys.stdout.isatty()) else 0,
         )
+    except distribute.PEER_ERRORS as err:
+        if any_worker is None:
+            raise
+        raise WorkerLostError(distribute.lost_worker_message(err, strategy)) from err
     finally:
         checkpoint.close()
     step = checkpoint.step

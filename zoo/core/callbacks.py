@@ -102,22 +102,35 @@ class CheckpointCallback(StepCallback):
 
     Never saves right after a non-finite step: the last checkpoint stays a good one. Must come
     after the `NonFiniteGuard` in the callback list.
+
+    With `any_worker` (multi-worker training, `zoo.core.distribute.any_worker`), a SIGTERM to
+    one worker stops all of them: at every step boundary the workers agree whether any of them
+    got one, and then all save that same step and stop.
     """
 
     def __init__(
-        self, checkpoint: RunCheckpoint, initial_step: int, every: int, guard: NonFiniteGuard
+        self,
+        checkpoint: RunCheckpoint,
+        initial_step: int,
+        every: int,
+        guard: NonFiniteGuard,
+        any_worker: Callable[[bool], bool] | None = None,
     ) -> None:
         super().__init__(initial_step)
         self.checkpoint = checkpoint
         self.every = every
         self.guard = guard
+        self.any_worker = any_worker
+        self.signalled = False
         self.terminated = False
         self.pending = False
         self._previous_handler: Any = None
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         del signum, frame
-        self.terminated = True
+        self.signalled = True
+        if self.any_worker is None:
+            self.terminated = True
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         try:
@@ -136,6 +149,8 @@ class CheckpointCallback(StepCallback):
             logging.info("saved checkpoint %s", path)
 
     def on_steps(self, previous: int, step: int, logs: dict) -> None:
+        if self.any_worker is not None:
+            self.terminated = self.any_worker(self.signalled)
         if self.terminated:
             self._save()
             self.model.stop_training = True

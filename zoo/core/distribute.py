@@ -5,14 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 
 import keras
 import tensorflow as tf
 from absl import logging
 
 from zoo.core.config import PRECISIONS, STRATEGIES
-from zoo.errors import UsageError
+from zoo.errors import UsageError, first_line
 
 
 class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
@@ -126,3 +127,48 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return task_type == "worker" and task_id == 0 and not has_chief
+
+
+# What a collective op raises when a peer worker died or stopped answering.
+PEER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+)
+_PEER = re.compile(r"(remote target )?/job:(\w+)/replica:\d+/task:(\d+)")
+
+
+def any_worker(strategy: tf.distribute.Strategy) -> Callable[[bool], bool] | None:
+    """For multi-worker training: a function from this worker's flag to whether any worker's
+    flag is set; None for strategies within one process.
+
+    The function is a collective op: every worker must call it at the same points of training.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None
+
+    @tf.function
+    def count(flag: tf.Tensor) -> tf.Tensor:
+        return strategy.reduce("SUM", strategy.run(tf.identity, args=(flag,)), axis=None)
+
+    return lambda flag: bool(count(tf.constant(float(flag))) > 0)
+
+
+def lost_worker_message(err: tf.errors.OpError, strategy: tf.distribute.Strategy) -> str:
+    """One line for a collective op of `strategy` that failed because a peer worker went away.
+
+    The peer is the task gRPC names as the "remote target", else any task but this one.
+    """
+    text = str(err)
+    resolver = strategy.cluster_resolver
+    own = (resolver.task_type, str(resolver.task_id))
+    peers = [(bool(m[1]), m[2], m[3]) for m in _PEER.finditer(text) if (m[2], m[3]) != own]
+    peers.sort(key=lambda peer: not peer[0])  # remote targets first
+    who = f"{peers[0][1]} {peers[0][2]}" if peers else "another worker"
+    cause = re.search(r"(?:aborted by|failed):? (.+)", text)
+    reason = cause[1].strip() if cause else first_line(err)
+    return (
+        f"lost contact with {who} ({reason}); restart every worker with the same command to "
+        "resume from the last checkpoint"
+    )
