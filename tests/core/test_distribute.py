@@ -20,9 +20,14 @@ OWN_DEVICE_FIRST = (
     f':UNKNOWN:Error received from peer  {{grpc_message:"{RESET}", grpc_status:14}}'
 )
 
+HEARTBEAT = "Deadline Exceeded\n\nRPC: /tensorflow.CoordinationService/Heartbeat"
+
 
 def strategy_of(task_type: str, task_id: int) -> types.SimpleNamespace:
-    resolver = types.SimpleNamespace(task_type=task_type, task_id=task_id)
+    spec = tf.train.ClusterSpec({"worker": ["localhost:1", "localhost:2"]})
+    resolver = types.SimpleNamespace(
+        task_type=task_type, task_id=task_id, cluster_spec=lambda: spec
+    )
     return types.SimpleNamespace(cluster_resolver=resolver)
 
 
@@ -36,6 +41,9 @@ def strategy_of(task_type: str, task_id: int) -> types.SimpleNamespace:
             ("worker", 0),
             "worker 1",
         ),
+        # Worker 1 when worker 0, the coordination service's leader, stopped answering.
+        (HEARTBEAT, ("worker", 1), "worker 0"),
+        (HEARTBEAT, ("worker", 0), "another worker"),
         (
             "Collective ops is aborted by: cluster check alive failed",
             ("worker", 0),

@@ -158,16 +158,20 @@ def any_worker(strategy: tf.distribute.Strategy) -> Callable[[bool], bool] | Non
 def lost_worker_message(err: tf.errors.OpError, strategy: tf.distribute.Strategy) -> str:
     """One line for a collective op of `strategy` that failed because a peer worker went away.
 
-    The peer is the task gRPC names as the "remote target", else any task but this one.
+    The peer is the task gRPC names as the "remote target", else any task but this one, else
+    the coordination service's leader (the chief, or worker 0) when its heartbeats failed.
     """
     text = str(err)
     resolver = strategy.cluster_resolver
     own = (resolver.task_type, str(resolver.task_id))
     peers = [(bool(m[1]), m[2], m[3]) for m in _PEER.finditer(text) if (m[2], m[3]) != own]
     peers.sort(key=lambda peer: not peer[0])  # remote targets first
+    leader = ("chief" if "chief" in resolver.cluster_spec().as_dict() else "worker", "0")
+    if "CoordinationService" in text and leader != own:
+        peers.append((False, *leader))
     who = f"{peers[0][1]} {peers[0][2]}" if peers else "another worker"
     cause = re.search(r"(?:aborted by|failed):? (.+)", text)
-    reason = cause[1].strip() if cause else first_line(err)
+    reason = (cause[1] if cause else first_line(err)).strip().rstrip(":")
     return (
         f"lost contact with {who} ({reason}); restart every worker with the same command to "
         "resume from the last checkpoint"
