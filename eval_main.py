@@ -63,6 +63,8 @@ def main(argv: list[str]) -> int:
                 from zoo.train import load_trained
 
                 trained = load_trained(FLAGS.model_dir)
+                for warning in trained.warnings:
+                    print(f"warning: {warning}", file=sys.stderr)
                 model, rc, step = trained.model, trained.run_config, trained.step
             evaluator = Evaluator(rc, inception_weights=FLAGS.inception_weights)
             values = evaluator(model, FLAGS.num_samples, FLAGS.seed)

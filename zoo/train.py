@@ -37,7 +37,7 @@ from zoo import data as zoo_data
 from zoo import registry
 from zoo.core import callbacks as zoo_callbacks
 from zoo.core import distribute
-from zoo.core.checkpoint import RunCheckpoint
+from zoo.core.checkpoint import RunCheckpoint, checkpoints_on_disk, newest_readable
 from zoo.core.config import apply_overrides, config_from_dict, config_to_dict
 from zoo.core.io import atomic_write_json, read_json
 from zoo.errors import UsageError
@@ -248,6 +248,7 @@ class TrainedRun:
       checkpoint: path prefix of the restored checkpoint.
       step: the training step stored in that checkpoint, plus the steps of earlier phases
         for families trained in phases (so a later phase's export has a newer version).
+      warnings: one-line warnings for the user (newer checkpoints that cannot be read).
     """
 
     model: Any
@@ -255,6 +256,7 @@ class TrainedRun:
     saved: dict[str, Any]
     checkpoint: str
     step: int
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -268,21 +270,16 @@ def float32_policy() -> Iterator[None]:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _checkpoint_path(model_dir: str, checkpoint: str | None) -> str:
+def _checkpoint_path(model_dir: str, checkpoint: str | None) -> tuple[str, str | None]:
+    """The checkpoint to load (by default the newest readable one) and a warning if newer ones
+    cannot be read."""
     if checkpoint:
         if os.path.isdir(checkpoint):
-            path = tf.train.latest_checkpoint(checkpoint)
-            if not path:
-                raise UsageError(f"no checkpoint in {checkpoint}")
-            return path
+            return newest_readable(checkpoint)
         if not os.path.exists(checkpoint + ".index"):
             raise UsageError(f"no checkpoint at {checkpoint} (no {checkpoint}.index)")
-        return checkpoint
-    directory = os.path.join(model_dir, "checkpoints")
-    path = tf.train.latest_checkpoint(directory)
-    if not path:
-        raise UsageError(f"no checkpoint in {directory}; train the run first")
-    return path
+        return checkpoint, None
+    return newest_readable(os.path.join(model_dir, "checkpoints"))
 
 
 def _checkpoint_stage(model_dir: str, stages: Sequence[int], checkpoint: str | None) -> int:
@@ -294,7 +291,7 @@ def _checkpoint_stage(model_dir: str, stages: Sequence[int], checkpoint: str | N
             if os.path.realpath(target) == os.path.realpath(here):
                 return stage
     for stage in sorted(stages, reverse=True):
-        if tf.train.latest_checkpoint(os.path.join(phase_dir(model_dir, stage), "checkpoints")):
+        if checkpoints_on_disk(os.path.join(phase_dir(model_dir, stage), "checkpoints")):
             return stage
     return min(stages)
 
@@ -304,8 +301,8 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
 
     Args:
       model_dir: the run directory (holds `config.json` and `checkpoints/`).
-      checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest (of
-        the latest phase, for families trained in phases).
+      checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest
+        readable one (of the latest phase, for families trained in phases).
 
     Raises:
       UsageError: not a run directory, no checkpoint, or one that cannot be read or does
@@ -323,7 +320,7 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
         run_config = config_from_dict(RunConfig, saved["run"])
     except (KeyError, TypeError) as err:
         raise UsageError(f"{model_dir}/{CONFIG_FILE} has no valid 'run' section") from err
-    path = _checkpoint_path(directory, checkpoint)
+    path, warning = _checkpoint_path(directory, checkpoint)
     with float32_policy():
         try:
             model = family(config, seed=run_config.seed)
@@ -338,7 +335,7 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
         raise UsageError(f"cannot restore checkpoint {path}: {first_line(err)}") from err
     status.expect_partial()  # optimizers and noise state are for training only
     step = int(model.step.numpy()) + int(getattr(model, "steps_before_phase", 0))
-    return TrainedRun(model, run_config, saved, path, step)
+    return TrainedRun(model, run_config, saved, path, step, [warning] if warning else [])
 
 
 # -- signatures and the SavedModel -----------------------------------------------------------
