@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
         return cli.fail(err)
     cli.import_tensorflow_quietly()
     from zoo import train
-    from zoo.core.checkpoint import CheckpointSaveError
+    from zoo.core.checkpoint import CheckpointIOError
 
     overrides = list(FLAGS.config)
     if FLAGS.loss:
@@ -111,7 +111,7 @@ def main(argv: list[str]) -> int:
         result = train.run(rc, overrides)
     except UsageError as err:
         return cli.fail(err)
-    except (train.TrainingDivergedError, CheckpointSaveError) as err:
+    except (train.TrainingDivergedError, CheckpointIOError) as err:
         return cli.fail(err, code=1)
     if result.status == "terminated":
         print(

@@ -12,7 +12,7 @@ import tensorflow as tf
 from tensorflow.python.ops import io_ops
 
 from zoo.core import checkpoint as ckpt
-from zoo.core.checkpoint import CheckpointSaveError, RunCheckpoint
+from zoo.core.checkpoint import CheckpointIOError, RunCheckpoint
 from zoo.errors import UsageError
 
 
@@ -182,7 +182,7 @@ def test_a_save_on_a_full_disk_is_one_line_and_leaves_the_last_good_checkpoint(t
     assert run.restore_latest() == 4
     model.advance(2)
     request.getfixturevalue("disk_full")
-    with pytest.raises(CheckpointSaveError) as caught:
+    with pytest.raises(CheckpointIOError) as caught:
         run.save()
     message = str(caught.value)
     assert "\n" not in message
@@ -190,3 +190,16 @@ def test_a_save_on_a_full_disk_is_one_line_and_leaves_the_last_good_checkpoint(t
     assert "ckpt-4 is kept" in message
     assert sorted(os.listdir(directory)) == before  # no ckpt-6_temp, no ckpt-6 files
     assert tf.train.latest_checkpoint(directory).endswith("ckpt-4")
+
+
+def test_a_checkpoint_that_cannot_be_moved_aside_is_an_io_error(tmp_path, monkeypatch):
+    directory = _saved(tmp_path / "ckpt")
+    _truncate(directory, 4)
+
+    def rename(source, target, overwrite=False):
+        raise tf.errors.PermissionDeniedError(None, None, f"{source}; Permission denied")
+
+    monkeypatch.setattr(tf.io.gfile, "rename", rename)
+    _, run = _run(directory)
+    with pytest.raises(CheckpointIOError, match="cannot tidy the checkpoints in .*Permission"):
+        run.restore_latest()

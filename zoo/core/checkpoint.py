@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -22,11 +23,10 @@ _INDEX = re.compile(rf"^{NAME}-(\d+)\.index$")
 STATE_FILE = "checkpoint"
 
 
-class CheckpointSaveError(Exception):
-    """A checkpoint could not be written (disk full, permissions); the mains exit with code 1.
-
-    The message is one line; the last good checkpoint is left as it was.
-    """
+class CheckpointIOError(Exception):
+    """Checkpoints could not be written, moved or removed (a full disk, permissions): an I/O
+    failure mid-run, one line from the mains and exit code 1. The last good checkpoint is left
+    as it was."""
 
 
 def _reason(err: BaseException) -> str:
@@ -154,10 +154,13 @@ class RunCheckpoint:
 
     def _set_aside_bad_state(self) -> None:
         path = os.path.join(self.directory, STATE_FILE)
-        if tf.io.gfile.exists(path) and not _state_is_valid(path):
-            target = _free_name(path)
-            tf.io.gfile.rename(path, target)
-            _warn(f"{path} cannot be read; set aside as {os.path.basename(target)}")
+        try:
+            if tf.io.gfile.exists(path) and not _state_is_valid(path):
+                target = _free_name(path)
+                tf.io.gfile.rename(path, target)
+                _warn(f"{path} cannot be read; set aside as {os.path.basename(target)}")
+        except (tf.errors.OpError, OSError) as err:
+            raise CheckpointIOError(f"cannot set aside {path}: {_reason(err)}") from err
 
     @property
     def step(self) -> int:
@@ -172,7 +175,16 @@ class RunCheckpoint:
 
         Raises:
           UsageError: when checkpoints exist but none can be restored into this model.
+          CheckpointIOError: the chief could not move or record checkpoints.
         """
+        try:
+            return self._restore_latest()
+        except (tf.errors.OpError, OSError) as err:
+            raise CheckpointIOError(
+                f"cannot tidy the checkpoints in {self.shared_directory}: {_reason(err)}"
+            ) from err
+
+    def _restore_latest(self) -> int:
         if self.chief:
             self._remove_staging()
         misfits = []
@@ -250,7 +262,7 @@ class RunCheckpoint:
         """Saves a checkpoint numbered by the model's step; returns its path.
 
         Raises:
-          CheckpointSaveError: the checkpoint could not be written; what it had written is
+          CheckpointIOError: the checkpoint could not be written; what it had written is
             removed and the last good checkpoint is left as it was.
         """
         step = self.step
@@ -259,13 +271,14 @@ class RunCheckpoint:
         except (tf.errors.OpError, OSError) as err:
             self._discard(step)
             kept = (
-                f"the last good checkpoint {NAME}-{self._saved_step} is kept"
+                f"the last good checkpoint {NAME}-{self._saved_step} is kept (run again to "
+                "resume from it)"
                 if self._saved_step is not None
                 else "no checkpoint was saved"
             )
-            raise CheckpointSaveError(
+            raise CheckpointIOError(
                 f"cannot save checkpoint {NAME}-{step} in {self.shared_directory}: "
-                f"{_reason(err)}; {kept}; free space and run again to resume"
+                f"{_reason(err)}; {kept}"
             ) from err
         finally:
             if not self.chief:
@@ -277,13 +290,17 @@ class RunCheckpoint:
         """Removes what a failed save of `step` left: its staging and unrecorded files."""
         prefix = os.path.join(self.directory, f"{NAME}-{step}")
         shutil.rmtree(f"{prefix}_temp", ignore_errors=True)
-        recorded = tf.train.get_checkpoint_state(self.directory)
+        try:
+            recorded = tf.train.get_checkpoint_state(self.directory)
+        except ValueError:
+            recorded = None
         if recorded is not None and prefix in recorded.all_model_checkpoint_paths:
             return
         name = os.path.basename(prefix)
         for file in os.listdir(self.directory) if os.path.isdir(self.directory) else []:
             if file == f"{name}.index" or file.startswith(f"{name}.data-"):
-                os.remove(os.path.join(self.directory, file))
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(self.directory, file))
 
     def close(self) -> None:
         """Removes a non-chief worker's temporary directory."""
