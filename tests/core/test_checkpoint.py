@@ -201,5 +201,5 @@ def test_a_checkpoint_that_cannot_be_moved_aside_is_an_io_error(tmp_path, monkey
 
     monkeypatch.setattr(tf.io.gfile, "rename", rename)
     _, run = _run(directory)
-    with pytest.raises(CheckpointIOError, match="cannot tidy the checkpoints in .*Permission"):
+    with pytest.raises(CheckpointIOError, match=r"cannot tidy the checkpoints in .*Permission"):
         run.restore_latest()
