@@ -32,8 +32,9 @@ flags.DEFINE_string(
 
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
-        print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
-        return 2
+        from zoo import cli
+
+        return cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
     from zoo import cli
     from zoo.errors import UsageError
@@ -59,15 +60,20 @@ def main(argv: list[str]) -> int:
         with contextlib.redirect_stdout(sys.stderr):
             if FLAGS.export_dir:
                 model, rc, step = load_exported(FLAGS.export_dir)
+                task = None  # an export is scored on its samples
             else:
-                from zoo.train import load_trained
+                from zoo.run import load_trained
 
                 trained = load_trained(FLAGS.model_dir)
                 for warning in trained.warnings:
                     print(f"warning: {warning}", file=sys.stderr)
                 model, rc, step = trained.model, trained.run_config, trained.step
+                task = trained.task
             evaluator = Evaluator(rc, inception_weights=FLAGS.inception_weights)
-            values = evaluator(model, FLAGS.num_samples, FLAGS.seed)
+            if task is None:
+                values = evaluator(model, FLAGS.num_samples, FLAGS.seed)
+            else:
+                values = task.evaluate(model, evaluator, FLAGS.num_samples, FLAGS.seed)
     except UsageError as err:
         return cli.fail(err)
     record = {

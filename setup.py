@@ -27,7 +27,9 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-xdist>=3.5",
+            "pytest-timeout>=2.2",
             "ruff>=0.5",
+            "import-linter>=2.1",
             "ai-edge-litert>=1.0",
             "tensorflow-serving-api",
         ],

@@ -47,9 +47,10 @@ VARIANTS = {
 
 
 def _run(model: str, tag: str, overrides: list[str]):
+    from zoo import run as zoo_run
     from zoo import train
 
-    rc = train.RunConfig(
+    rc = zoo_run.RunConfig(
         model=model,
         dataset="fashion_mnist",
         model_dir=os.path.join(FLAGS.work_dir, tag),
@@ -64,7 +65,7 @@ def _run(model: str, tag: str, overrides: list[str]):
     result = train.run(rc, overrides)
     if result.status != "completed":
         raise SystemExit(f"{rc.model_dir}: training {result.status}: {result.message}")
-    return rc, train.load_trained(rc.model_dir).model, time.perf_counter() - start
+    return rc, zoo_run.load_trained(rc.model_dir).model, time.perf_counter() - start
 
 
 def attribute_agreement(model, num: int, seed: int) -> dict[str, float]:
@@ -104,6 +105,7 @@ def main(argv: list[str]) -> None:
     from zoo import cli
 
     cli.import_tensorflow_quietly()
+    from zoo import registry
     from zoo.core.images import save_png
     from zoo.eval.classifier import load_classifier
     from zoo.eval.evaluate import Evaluator
@@ -116,7 +118,7 @@ def main(argv: list[str]) -> None:
         rc, model, seconds = _run("cgan", f"cgan_{budget}", base)
         metrics = Evaluator(rc)(model, FLAGS.eval_samples, FLAGS.seed)
         picture = os.path.join(rc.model_dir, "quality_samples.png")
-        save_png(model.sample_picture(100, rc), picture)
+        save_png(registry.get("cgan").sample_picture(model, 100, rc), picture)
         print(
             f"cgan class_accuracy={metrics['class_accuracy']:.4f} "
             f"classifier_test_accuracy={real_accuracy:.4f} fd={metrics['fd']:.4g} "
@@ -147,7 +149,7 @@ def main(argv: list[str]) -> None:
         rc, model, seconds = _run("gan_int_cls", f"{variant}_{budget}", overrides)
         figures = attribute_agreement(model, FLAGS.eval_samples, FLAGS.seed)
         picture = os.path.join(rc.model_dir, "quality_samples.png")
-        save_png(model.sample_picture(60, rc), picture)
+        save_png(registry.get("gan_int_cls").sample_picture(model, 60, rc), picture)
         print(
             f"{variant}: "
             + " ".join(

@@ -5,8 +5,8 @@
     python bench/quality.py --model=cyclegan --train_steps=300   # sandal <-> sneaker, 32 px
 
 Each mode trains with `zoo.train.run` into `--work_dir/<model>_<dataset>...`, restores the run
-with `zoo.train.load_trained` and evaluates it with `zoo.eval.evaluate` (the zoo classifier's
-features on Fashion-MNIST; mode coverage on the toys; `CycleGAN.evaluation_metrics` for
+with `zoo.run.load_trained` and evaluates it with `zoo.eval.evaluate` (the zoo classifier's
+features on Fashion-MNIST; mode coverage on the toys; the CycleGAN task's `evaluate` for
 translation), then writes a picture of samples beside the run.
 
 - `dcgan` (Fashion-MNIST at 28 px, the classifier's own size) also trains the TensorFlow
@@ -186,14 +186,14 @@ def train_tutorial(rc, steps: int) -> TutorialDCGAN:
 
 # -- the modes -------------------------------------------------------------------------------
 def _train(rc, overrides: list[str]) -> tuple[object, float]:
+    from zoo import run as zoo_run
     from zoo import train
 
     start = time.perf_counter()
     result = train.run(rc, overrides)
     if result.status != "completed":
         raise SystemExit(f"{rc.model_dir}: training {result.status}: {result.message}")
-    trained = train.load_trained(rc.model_dir)
-    return trained.model, time.perf_counter() - start
+    return zoo_run.load_trained(rc.model_dir), time.perf_counter() - start
 
 
 def main(argv: list[str]) -> None:
@@ -204,7 +204,7 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     from zoo import data as zoo_data
-    from zoo import train
+    from zoo import run as zoo_run
     from zoo.core.images import image_grid, save_png
     from zoo.eval.evaluate import Evaluator
 
@@ -227,7 +227,7 @@ def main(argv: list[str]) -> None:
         [model_name, dataset, f"{train_steps}x{batch_size}"]
         + [o.replace("=", "-") for o in overrides]
     )
-    rc = train.RunConfig(
+    rc = zoo_run.RunConfig(
         model=model_name,
         dataset=dataset,
         model_dir=os.path.join(FLAGS.work_dir, tag),
@@ -247,15 +247,16 @@ def main(argv: list[str]) -> None:
         flush=True,
     )
 
-    model, train_seconds = _train(rc, overrides)
+    trained, train_seconds = _train(rc, overrides)
+    task, model = trained.task, trained.model
     evaluator = Evaluator(rc)
     start = time.perf_counter()
-    metrics = evaluator(model, FLAGS.eval_samples, FLAGS.seed)
+    metrics = task.evaluate(model, evaluator, FLAGS.eval_samples, FLAGS.seed)
     eval_seconds = time.perf_counter() - start
     picture = os.path.join(rc.model_dir, "quality_samples.png")
     centres = zoo_data.toy_modes(dataset)[0] if toy else None
     num_pictured = 36 if model_name == "cyclegan" else (64 if not toy else 2000)
-    save_png(model.sample_picture(num_pictured, rc, centres), picture)
+    save_png(task.sample_picture(model, num_pictured, rc, centres), picture)
     print(
         f"zoo {model_name}: {_figures(metrics)} train_s={train_seconds:.0f} "
         f"eval_s={eval_seconds:.0f} samples={picture}",

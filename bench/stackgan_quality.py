@@ -37,9 +37,10 @@ flags.DEFINE_multi_string("config", [], "StackGAN config override key=value.")
 
 
 def _train(model_dir: str, stage: int, steps: int) -> float:
+    from zoo import run as zoo_run
     from zoo import train
 
-    rc = train.RunConfig(
+    rc = zoo_run.RunConfig(
         model="stackgan",
         dataset="fashion_mnist",
         model_dir=model_dir,
@@ -66,7 +67,7 @@ def main(argv: list[str]) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from zoo import train
+    from zoo import run as zoo_run
     from zoo.core.images import save_png
     from zoo.data.dataset import load_arrays
     from zoo.eval.classifier import FeatureExtractor
@@ -77,7 +78,7 @@ def main(argv: list[str]) -> None:
     )
     seconds = {1: _train(model_dir, 1, FLAGS.stage1_steps)}
     seconds[2] = _train(model_dir, 2, FLAGS.stage2_steps)
-    trained = train.load_trained(model_dir)
+    trained = zoo_run.load_trained(model_dir)
     model = trained.model
     size = model.config.image_size
 
@@ -107,7 +108,7 @@ def main(argv: list[str]) -> None:
         )
         figures[f"{name}_fd"] = frechet_distance_from_activations(features, real_features)
     picture = os.path.join(model_dir, "quality_samples.png")
-    save_png(model.sample_picture(60, trained.run_config), picture)
+    save_png(trained.task.sample_picture(model, 60, trained.run_config), picture)
     for stage in ("stage1", "stage2"):
         print(
             f"{stage}: class_accuracy={figures[f'{stage}_class_accuracy']:.4f} "

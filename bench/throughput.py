@@ -1,27 +1,40 @@
-"""Images per second of one family's training step, through the same path `train_main.py` runs.
+"""Images per second of any family's training step, through the path `train_main.py` runs.
 
     python bench/throughput.py --model=dcgan --image_size=64 --channels=1 --batch_size=64 --steps=12
+    python bench/throughput.py --model=cyclegan --image_size=32 --channels=3 --batch_size=1
+    python bench/throughput.py --model=stackgan --image_size=32 --batch_size=64   # both phases
 
-builds the pytorch/examples DCGAN-64 configuration (G 512-256-128-64 from z of 100, D its
-mirror image, batch norm, Adam) with `zoo.train.build_model`, feeds it one fixed batch of real
-images (as `../shared/ref/torch_dcgan.py` does) and times `steps` calls of `fit`'s train
-function after two warm-up steps. The last line printed is `images_per_sec=X`.
+builds the family's model from its task (`default_config` for `--dataset`, the overrides, the
+task's `prepare_run`, `training_dataset`, `adapt_config` and warm start, as `zoo.train.run`
+does) and feeds it one fixed batch of that dataset's training stream, repeated (as
+`../shared/ref/torch_dcgan.py` and `torch_cyclegan.py` do): labels for `cgan`, token ids for the
+text families (their text encoder pretrained for a few steps only: its quality does not change
+the step), two domains for `cyclegan`, and each phase in turn for a family trained in phases
+(phase 2 warm-started from phase 1's checkpoint). It times `--steps` calls of `fit`'s train
+function after two warm-up steps. For `dcgan` at 64 px the config is the pytorch/examples
+DCGAN-64 (G 512-256-128-64 from z of 100, D its mirror image, batch norm, Adam).
+
+The first line names the CPU (model, vector extensions, oneDNN setting); one line per phase;
+the last line is `images_per_sec=X` (of the last phase).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "dcgan", "Family to time.")
-flags.DEFINE_integer("image_size", 64, "Image side.")
+flags.DEFINE_string("dataset", "fashion_mnist", "Dataset whose first batch is fed.")
+flags.DEFINE_integer("image_size", 64, "Image side (StackGAN: Stage-II's).")
 flags.DEFINE_integer("channels", 1, "Image channels.")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_integer("steps", 12, "Timed steps (after 2 warm-up steps).")
@@ -33,11 +46,38 @@ flags.DEFINE_enum(
     ["float32", "mixed_float16", "mixed_bfloat16"],
     "Precision policy.",
 )
+flags.DEFINE_string("domain_a", "sandal", "cyclegan: class of domain A.")
+flags.DEFINE_string("domain_b", "sneaker", "cyclegan: class of domain B.")
 flags.DEFINE_multi_string("config", [], "Family config override key=value.")
+
+# Text encoder pretraining steps for the text families: enough to build it, not to train it.
+TEXT_ENCODER_STEPS = 20
+
+
+def cpu_description() -> str:
+    """The CPU's model name and the vector extensions TensorFlow's kernels care about."""
+    model, extensions = "unknown CPU", []
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        info = ""
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model == "unknown CPU":
+            model = value.strip()
+        if key.strip() == "flags":
+            present = set(value.split())
+            wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+            extensions = [name for name in wanted if name in present]
+            break
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+    return f"cpu={model!r} extensions={','.join(extensions) or 'none'} onednn={onednn}"
 
 
 def main(argv: list[str]) -> None:
     del argv
+    logging.set_verbosity(logging.WARNING)
     from zoo import cli
 
     cli.import_tensorflow_quietly()
@@ -46,25 +86,29 @@ def main(argv: list[str]) -> None:
 
     from zoo import registry, train
     from zoo.core import distribute
+    from zoo.core.checkpoint import RunCheckpoint
     from zoo.core.config import apply_overrides
+    from zoo.run import RunConfig, checkpoint_dir
 
-    family = registry.get(FLAGS.model)
-    config = apply_overrides(
-        family.config_class(),
-        [f"image_size={FLAGS.image_size}", f"channels={FLAGS.channels}", *FLAGS.config],
-    )
+    task = registry.get(FLAGS.model)
     distribute.set_precision(FLAGS.mixed_precision)
-    keras.utils.set_random_seed(0)
-    rc = train.RunConfig(
+    strategy = tf.distribute.get_strategy()
+    print(cpu_description(), flush=True)
+    work = tempfile.mkdtemp(prefix="zoo-throughput-")
+    rc = RunConfig(
         model=FLAGS.model,
-        model_dir="unused",
+        dataset=FLAGS.dataset,
+        model_dir=work,
+        batch_size=FLAGS.batch_size,
         jit_compile=FLAGS.jit_compile,
         train_steps=FLAGS.steps + 2,
+        domain_a=FLAGS.domain_a,
+        domain_b=FLAGS.domain_b,
     )
-    model = train.build_model(family, config, rc, tf.distribute.get_strategy())
-    shape = (FLAGS.batch_size * model.d_steps, *model.data_shape)
-    real = tf.random.uniform(shape, -1.0, 1.0, seed=0)
-    dataset = tf.data.Dataset.from_tensors(real).repeat()
+    overrides = [f"image_size={FLAGS.image_size}", f"channels={FLAGS.channels}"]
+    if hasattr(task.config_class(), "text_encoder_steps"):
+        overrides.append(f"text_encoder_steps={TEXT_ENCODER_STEPS}")
+    base = apply_overrides(task.default_config(FLAGS.dataset), [*overrides, *FLAGS.config])
 
     class Timer(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -75,17 +119,40 @@ def main(argv: list[str]) -> None:
             float(logs["g_loss"])  # wait for the step to finish
             self.times.append(time.perf_counter())
 
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     best = 0.0
-    for _ in range(FLAGS.repeats):
-        timer = Timer()
-        model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.steps + 2, callbacks=[timer], verbose=0)
-        elapsed = timer.times[-1] - timer.times[1]
-        best = max(best, FLAGS.steps * FLAGS.batch_size / elapsed)
-    print(
-        f"model={FLAGS.model} image_size={FLAGS.image_size} batch_size={FLAGS.batch_size} "
-        f"threads={tf.config.threading.get_intra_op_parallelism_threads()} "
-        f"jit_compile={FLAGS.jit_compile} precision={FLAGS.mixed_precision}"
-    )
+    for phase in task.phases or (0,):
+        keras.utils.set_random_seed(0)
+        config = task.prepare_run(rc, task.with_phase(base, phase))
+        d_steps = task.discriminator_steps(config)
+        stream, info = task.training_dataset(
+            rc, config, batch_size=FLAGS.batch_size * d_steps, start_step=0
+        )
+        config = task.adapt_config(config, info)
+        model = train.build_model(task, config, rc, strategy)
+        task.warm_start(model, rc)
+        batch = next(iter(stream))
+        dataset = tf.data.Dataset.from_tensors(batch).repeat()
+        best = 0.0
+        for _ in range(FLAGS.repeats):
+            timer = Timer()
+            model.fit(
+                dataset, epochs=1, steps_per_epoch=FLAGS.steps + 2, callbacks=[timer], verbose=0
+            )
+            elapsed = timer.times[-1] - timer.times[1]
+            best = max(best, FLAGS.steps * FLAGS.batch_size / elapsed)
+        print(
+            f"model={FLAGS.model} phase={phase or 1} image_size={FLAGS.image_size} "
+            f"channels={FLAGS.channels} batch_size={FLAGS.batch_size} "
+            f"threads={tf.config.threading.get_intra_op_parallelism_threads()} "
+            f"jit_compile={FLAGS.jit_compile} precision={FLAGS.mixed_precision} "
+            f"images_per_sec={best:.2f} steps_per_sec={best / FLAGS.batch_size:.3f}",
+            flush=True,
+        )
+        if task.phases:  # the next phase starts from this one's checkpoint
+            RunCheckpoint(
+                checkpoint_dir(work, phase), model.checkpoint_items(), chief=True
+            ).save()
     print(f"images_per_sec={best:.1f}")
 
 

@@ -13,7 +13,9 @@ Nothing here knows a family: the model's `serving_signatures()` says what to ser
 `representative_inputs()` what the generator is fed (int8 calibration, warmup, parity).
 The export is atomic: the SavedModel is written to a hidden directory beside the versions
 (TF Serving only loads all-digit directory names) and renamed into place once every check
-has passed; files are written through a temporary file and a rename.
+has passed; files are written through a temporary file and a rename. What an export killed
+before the rename leaves behind, the next export into the same directory removes
+(`export.staging`).
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ import numpy as np
 import tensorflow as tf
 
 from export import FLAVOURS, FORMATS, parse_formats
-from zoo import train
+from export.staging import prefix as staging_prefix
+from export.staging import remove_stale as remove_stale_staging
+from zoo import run as zoo_run
 from zoo.core.config import config_to_dict
-from zoo.core.io import read_json, readable_by_all
-from zoo.errors import UsageError
+from zoo.errors import UsageError, first_line
+from zoo.io import read_json, readable_by_all
+from zoo.rundir import check_writable_dir
 
 # Max absolute error against the SavedModel that fails an export, per flavour.
 PARITY_TOLERANCE = {"float32": 1e-4, "float16": 2e-2}
@@ -83,11 +88,6 @@ class ExportResult:
     warnings: list[str]
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:300] if text else type(err).__name__
-
-
 def _keyword_function(fn: Callable[..., dict], names: list[str]) -> Callable[..., dict]:
     def call(*args: tf.Tensor) -> dict[str, tf.Tensor]:
         return fn(**dict(zip(names, args, strict=True)))
@@ -95,9 +95,10 @@ def _keyword_function(fn: Callable[..., dict], names: list[str]) -> Callable[...
     return call
 
 
-def trace_signatures(model: Any) -> dict[str, Signature]:
-    """Traces `model.serving_signatures()` into concrete functions (in the family's order)."""
-    table = model.serving_signatures()
+def trace_signatures(task: Any, model: Any) -> dict[str, Signature]:
+    """Traces the family task's `serving_signatures(model)` into concrete functions (in the
+    family's order)."""
+    table = task.serving_signatures(model)
     if not table:
         raise ExportError(f"{model.family_name} serves no signature")
     signatures = {}
@@ -140,11 +141,11 @@ class ServingModule(tf.Module):
 
 
 def representative_inputs(
-    trained: train.TrainedRun, signature: Signature, num: int, seed: int
+    trained: zoo_run.TrainedRun, signature: Signature, num: int, seed: int
 ) -> dict[str, np.ndarray]:
-    """`model.representative_inputs` for one signature, checked against its input specs."""
-    inputs = trained.model.representative_inputs(
-        num, seed, trained.run_config, signature=signature.name
+    """The task's `representative_inputs` for one signature, checked against its input specs."""
+    inputs = trained.task.representative_inputs(
+        trained.model, num, seed, trained.run_config, signature=signature.name
     )
     if set(inputs) != set(signature.inputs):
         raise ExportError(
@@ -204,7 +205,7 @@ def write_warmup_requests(
 
 
 def save_saved_model(
-    trained: train.TrainedRun, signatures: dict[str, Signature], directory: str, model_name: str
+    trained: zoo_run.TrainedRun, signatures: dict[str, Signature], directory: str, model_name: str
 ) -> int:
     """Writes the SavedModel and its warmup requests to `directory`; returns the request count."""
     functions = serving_signature_map(signatures)
@@ -286,7 +287,7 @@ def convert(
         raise AssertionError("unreachable")
     except Exception as err:
         raise ExportError(
-            f"TFLite {flavour} conversion of signature {signature} failed: {_first_line(err)}"
+            f"TFLite {flavour} conversion of signature {signature} failed: {first_line(err)}"
         ) from err
 
 
@@ -368,7 +369,7 @@ def _check_name(name: str) -> None:
 
 
 def _write_bytes_staged(directory: str, content: bytes, suffix: str = ".tflite") -> str:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=suffix, dir=directory)
     with os.fdopen(fd, "wb") as f:
         f.write(content)
         f.flush()
@@ -470,7 +471,9 @@ def export(
                 "TFLite parity runs in LiteRT: pip install ai-edge-litert "
                 "(or export only --formats=saved_model)"
             ) from err
-    trained = train.load_trained(model_dir, checkpoint)
+    check_writable_dir(export_dir, "--export_dir")
+    remove_stale_staging(export_dir)
+    trained = zoo_run.load_trained(model_dir, checkpoint)
     model = trained.model
     name = name or model.family_name
     _check_name(name)
@@ -484,12 +487,12 @@ def export(
     _check_free(final_dir, json_path, version, "saved_model" in formats, overwrite)
     os.makedirs(model_root, exist_ok=True)
 
-    signatures = trace_signatures(model)
+    signatures = trace_signatures(trained.task, model)
     flavours = [f for f in FLAVOURS if f in formats]
-    tflite_names = [n for n in model.tflite_signatures() if n in signatures]
+    tflite_names = [n for n in trained.task.tflite_signatures(model) if n in signatures]
     per_signature = len(tflite_names) > 1
     # Hidden (non-numeric) name: TF Serving only loads all-digit version directories.
-    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_root)
+    staging = tempfile.mkdtemp(prefix=f"{staging_prefix()}{version}-", dir=model_root)
     readable_by_all(staging)
     staged_files: dict[str, str] = {}  # final path -> staged temp file
     warnings: list[str] = list(trained.warnings)
@@ -561,7 +564,7 @@ def export(
             },
             "tflite": entries,
             "warnings": warnings,
-            **model.export_metadata(),
+            **trained.task.export_metadata(model),
         }
         staged_json = _write_bytes_staged(
             export_dir, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), ".json"

@@ -1,4 +1,5 @@
-"""Suite-wide set-up: which tests must share one pytest-xdist worker.
+"""Suite-wide set-up: an environment free of the developer's shell, and which tests must share
+one pytest-xdist worker.
 
 The suite runs on two workers (`-n 2 --dist=loadgroup`, see pyproject.toml): most tests are
 independent subprocess runs of TensorFlow, whose start-up and tracing keep one core busy each.
@@ -12,6 +13,8 @@ import os
 
 import pytest
 
+from tests.families import SHELL_VARIABLES
+
 # Directories whose tests share session fixtures, and files whose tests share module ones.
 SHARED_DIRECTORIES = ("export", "demo", "eval")
 SHARED_FILES = (
@@ -21,6 +24,13 @@ SHARED_FILES = (
     "test_text.py",
     "test_checkpoint_recovery.py",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Drops the developer's shell variables (`tests.families.SHELL_VARIABLES`) for the session."""
+    del config
+    for name in SHELL_VARIABLES:
+        os.environ.pop(name, None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

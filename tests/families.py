@@ -71,14 +71,14 @@ TINY: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
 }
 
-# family -> more run options (`zoo.train.RunConfig` fields, also `--NAME=VALUE` flags).
+# family -> more run options (`zoo.run.RunConfig` fields, also `--NAME=VALUE` flags).
 TINY_RUN_OPTIONS: dict[str, dict[str, str]] = {
     "cyclegan": {"domain_a": "sandal", "domain_b": "sneaker"},
 }
 
 
 def tiny_run_options(family: str) -> dict[str, str]:
-    """The `zoo.train.RunConfig` fields beyond dataset and model that `family`'s tiny run sets."""
+    """The `zoo.run.RunConfig` fields beyond dataset and model that `family`'s tiny run sets."""
     return dict(TINY_RUN_OPTIONS.get(family, {}))
 
 
@@ -93,15 +93,35 @@ def tiny_flags(family: str) -> list[str]:
     ]
 
 
+# Variables of a developer's shell that change which strategy, accelerator, cache or data a run
+# uses, or what TensorFlow prints: tests/conftest.py removes them for the whole session, so a test
+# sees only what it sets itself (a fixture's `GANZOO_CACHE`, a test's `TF_CONFIG`).
+SHELL_VARIABLES = (
+    "TF_CONFIG",
+    "TPU_NAME",
+    "GANZOO_CACHE",
+    "KERAS_HOME",
+    "TFDS_DATA_DIR",
+    "TF_CPP_MIN_LOG_LEVEL",
+)
+
+
+def subprocess_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a test's subprocess: the session's, without a strategy's variables,
+    writing no bytecode (Python would put `__pycache__` for TensorFlow's generated code into
+    TMPDIR), plus `env`."""
+    base = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "TPU_NAME")}
+    return {**base, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+
+
 def run_main(
     args: list[str], *, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:
     """Runs `python train_main.py ARGS` from the repository root."""
-    full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, os.path.join(REPO, "train_main.py"), *args],
         cwd=REPO,
-        env=full_env,
+        env=subprocess_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -112,11 +132,10 @@ def run_python(
     code: str, *, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:
     """Runs a Python snippet in a fresh interpreter (its own TensorFlow devices and policy)."""
-    full_env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO,
-        env=full_env,
+        env=subprocess_env({"PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.families import subprocess_env
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_MAIN = os.path.join(REPO, "train_main.py")
 
@@ -35,8 +37,6 @@ DCGAN = [
     "--config=discriminator_filters=8",
     "--batch_size=8",
 ]
-# Environment variables that would change which strategy or data a run finds.
-ISOLATED_FROM = ("TF_CONFIG", "TPU_NAME")
 # How long a user error may take, TensorFlow import included.
 FAST_FAIL_SECONDS = 10.0
 
@@ -45,12 +45,10 @@ def train(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> tuple[int, str, str]:
     """Runs `python train_main.py ARGS` from the repository root; returns (code, out, err)."""
-    full_env = {k: v for k, v in os.environ.items() if k not in ISOLATED_FROM}
-    full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, TRAIN_MAIN, *args],
         cwd=REPO,
-        env=full_env,
+        env=subprocess_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -344,11 +342,10 @@ def test_corrupt_config_json_is_one_line(content, tmp_path):
 def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
     model_dir = tmp_path / "run"
     flags = [*GAN, "--checkpoint_every=0", "--log_every=5", f"--model_dir={model_dir}"]
-    env = {k: v for k, v in os.environ.items() if k not in ISOLATED_FROM}
     proc = subprocess.Popen(
         [sys.executable, TRAIN_MAIN, *flags, "--train_steps=100000"],
         cwd=REPO,
-        env=env,
+        env=subprocess_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

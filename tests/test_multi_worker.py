@@ -8,6 +8,7 @@ checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,8 +16,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable
 
 import pytest
+
+from tests.families import subprocess_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_MAIN = os.path.join(REPO, "train_main.py")
@@ -24,8 +30,13 @@ FLAGS = ["--model=gan", "--dataset=ring8", "--strategy=multi_worker", "--batch_s
 TIMEOUT_SECONDS = 180
 
 
+PORT_TAKEN = "Could not start gRPC server"  # what a worker prints when its port was taken
+ATTEMPTS = 3
+
+
 def free_ports(n: int) -> list[int]:
-    """`n` distinct TCP ports that were free a moment ago."""
+    """`n` distinct TCP ports that were free a moment ago (another process may take one before
+    a worker binds it: `run_workers` then starts both again on new ports)."""
     sockets = []
     try:
         for _ in range(n):
@@ -38,56 +49,69 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def run_workers(
-    model_dir: os.PathLike, train_steps: int, tmp_dirs: list[os.PathLike]
+def run_workers_once(
+    ports: list[int], model_dir: os.PathLike, train_steps: int, tmp_dirs: list[os.PathLike]
 ) -> list[tuple[int, str, str, int]]:
-    """Starts two workers at once and waits; returns (code, stdout, stderr, pid) per worker.
+    """Starts one worker per port, each with its own TMPDIR, and waits until every one exited,
+    or one failed (the others, which would wait for it forever, are then killed), or the
+    timeout; returns (code, stdout, stderr, pid) per worker."""
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    with contextlib.ExitStack() as stack:
+        workers = []
+        for index in range(len(ports)):
+            task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            env = subprocess_env({"TF_CONFIG": json.dumps(task), "TMPDIR": str(tmp_dirs[index])})
+            out = stack.enter_context(tempfile.TemporaryFile("w+"))
+            err = stack.enter_context(tempfile.TemporaryFile("w+"))
+            command = [sys.executable, TRAIN_MAIN, *FLAGS, f"--train_steps={train_steps}"]
+            command.append(f"--model_dir={model_dir}")
+            proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=err)
+            workers.append((proc, out, err))
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        timed_out = False
+        try:
+            while any(proc.poll() is None for proc, _, _ in workers):
+                timed_out = time.monotonic() > deadline
+                if timed_out or any(proc.poll() for proc, _, _ in workers):
+                    break
+                time.sleep(0.2)
+        finally:
+            for proc, _, _ in workers:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+        results = []
+        for proc, out, err in workers:
+            out.seek(0)
+            err.seek(0)
+            results.append((proc.returncode, out.read(), err.read(), proc.pid))
+    if timed_out:
+        report = [
+            f"--- worker {i} stdout:\n{out[-3000:]}\nstderr:\n{err[-3000:]}"
+            for i, (_, out, err, _) in enumerate(results)
+        ]
+        pytest.fail(f"workers still running after {TIMEOUT_SECONDS} s\n" + "\n".join(report))
+    return results
+
+
+def run_workers(
+    model_dir: os.PathLike,
+    train_steps: int,
+    tmp_dirs: list[os.PathLike],
+    ports: Callable[[int], list[int]] = free_ports,
+) -> list[tuple[int, str, str, int]]:
+    """Trains two workers at once; returns (code, stdout, stderr, pid) per worker.
 
     Each worker gets its own TMPDIR (`tmp_dirs[i]`) so that what it leaves there is visible.
+    When a worker could not bind its port (taken since `ports` chose it), both start again on
+    new ports (a worker fails that way before it touches the run directory).
     """
-    ports = free_ports(2)
-    cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    procs = []
-    for index in range(2):
-        env = {k: v for k, v in os.environ.items() if k != "TPU_NAME"}
-        env["TF_CONFIG"] = json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        )
-        env["TMPDIR"] = str(tmp_dirs[index])
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    TRAIN_MAIN,
-                    *FLAGS,
-                    f"--train_steps={train_steps}",
-                    f"--model_dir={model_dir}",
-                ],
-                cwd=REPO,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    results = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=TIMEOUT_SECONDS)
-            results.append((proc.returncode, out, err, proc.pid))
-    except subprocess.TimeoutExpired:
-        report = []
-        for index, proc in enumerate(procs):
-            proc.kill()
-            out, err = proc.communicate()
-            report.append(f"--- worker {index} stdout:\n{out[-3000:]}\nstderr:\n{err[-3000:]}")
-        pytest.fail(f"workers still running after {TIMEOUT_SECONDS} s\n" + "\n".join(report))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return results
+    for _ in range(ATTEMPTS):
+        results = run_workers_once(ports(2), model_dir, train_steps, tmp_dirs)
+        taken = [err for code, _, err, _ in results if code and PORT_TAKEN in err]
+        if not taken:
+            return results
+    pytest.fail(f"no free ports in {ATTEMPTS} attempts:\n" + taken[0][-3000:])
 
 
 def assert_both_succeeded(results: list[tuple[int, str, str, int]]) -> None:
@@ -143,6 +167,7 @@ def test_two_workers_train_and_only_the_chief_writes(four_steps):
         rf"tensorboard/events\.out\.tfevents\.\d+\..+\.{chief_pid}\.\d+\.v2", *events
     )
     assert files - events == {
+        ".lock",  # the chief's lock on the run directory (the other worker takes none)
         "config.json",
         "metrics.jsonl",
         "checkpoints/checkpoint",
@@ -175,3 +200,25 @@ def test_two_workers_resume_from_the_chiefs_checkpoint(four_steps, tmp_path):
         assert out.splitlines()[-1] == f"done: 6 steps in {resumed_dir}", out
     assert saved_step(resumed_dir) == 6
     assert os.listdir(tmp_dirs[1]) == []
+
+
+@pytest.mark.slow
+def test_a_port_taken_before_the_workers_bind_it_is_replaced(tmp_path):
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("localhost", 0))
+    taken.listen()
+    offered = [[free_ports(1)[0], taken.getsockname()[1]]]
+
+    def ports(n: int) -> list[int]:
+        return offered.pop() if offered else free_ports(n)
+
+    tmp_dirs = [tmp_path / "tmp0", tmp_path / "tmp1"]
+    for d in tmp_dirs:
+        d.mkdir()
+    try:
+        results = run_workers(tmp_path / "run", 1, tmp_dirs, ports)
+    finally:
+        taken.close()
+    assert not offered  # the taken port was offered first
+    assert_both_succeeded(results)
+    assert saved_step(tmp_path / "run") == 1

@@ -102,14 +102,15 @@ def test_saved_config_rebuilds_the_generator(tmp_path):
     code = f"""
 import os, numpy as np, tensorflow as tf
 from PIL import Image
+from zoo import run as zoo_run
 from zoo import train
 for family, count in {[(f, 512 if TINY[f][0] in TOY_DATASETS else 64) for f in sorted(TINY)]!r}:
     run_dir = os.path.join({str(model_dir)!r}, family)
-    cls, config, saved = train.load_run(run_dir)
-    model = cls(config, seed=123)          # float32, another seed: weights come from the checkpoint
+    task, config, saved = zoo_run.load_run(run_dir)
+    model = task.build_model(config, seed=123)  # float32, another seed: weights from the checkpoint
     ckpt = tf.train.Checkpoint(model=model)
     ckpt.restore(tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))).expect_partial()
-    picture = model.sample_picture(count, train.RunConfig(**saved["run"]))  # the family's picture
+    picture = task.sample_picture(model, count, zoo_run.RunConfig(**saved["run"]))  # the family's
     expected = np.asarray(Image.open(os.path.join(run_dir, "samples", "latest.png")))
     diff = np.abs(picture.astype(int) - expected.astype(int))
     print(family, int(model.step.numpy()), diff.max(), (diff > 2).mean())

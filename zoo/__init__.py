@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 
 def load_generator(path: str, signature: str | None = None) -> Any:
-    """Loads an exported generator as a numpy callable (`export.loader.ExportedGenerator`).
+    """Loads an exported generator as a numpy callable (`zoo.exported.ExportedGenerator`).
 
     `path` is a SavedModel version directory, a TF Serving model directory (`OUT/<name>`,
     newest version) or a `.tflite` file. TensorFlow or LiteRT is imported only when called.
@@ -19,6 +19,6 @@ def load_generator(path: str, signature: str | None = None) -> Any:
         gen = zoo.load_generator("OUT/dcgan")
         images = gen(zoo.core.latent.sample_z(16, latent_dim=100))  # float32 in [-1, 1]
     """
-    from export.loader import load_generator as load
+    from zoo.exported import load_generator as load
 
     return load(path, signature)

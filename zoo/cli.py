@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -58,3 +59,66 @@ def parse_flags(argv: list[str]) -> list[str]:
         return flags.FLAGS(argv)
     except flags.Error as err:
         sys.exit(fail(str(err)))
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The help of each field of a dataclass, from the `Attributes:` section of its docstring
+    (Google style: `name: text`, continued on more deeply indented lines)."""
+    lines = (cls.__doc__ or "").splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes:")
+    except StopIteration:
+        return {}
+    docs: dict[str, str] = {}
+    name, indent = None, None
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        depth = len(line) - len(line.lstrip())
+        indent = depth if indent is None else indent
+        if depth == indent and ":" in line:
+            name, text = line.strip().split(":", 1)
+            docs[name] = text.strip()
+        elif name is not None and depth > indent:
+            docs[name] += " " + line.strip()
+    return docs
+
+
+def define_dataclass_flags(cls: type) -> None:
+    """Defines one absl flag per field of a dataclass: its name, its default, and its help from
+    the docstring (`field_docs`); a field with `choices` in its metadata is an enum flag."""
+    import dataclasses
+    import typing
+
+    from absl import flags
+
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        name, default, kind = field.name, field.default, hints[field.name]
+        help_text = docs.get(name) or name
+        if "choices" in field.metadata:
+            flags.DEFINE_enum(name, default, list(field.metadata["choices"]), help_text)
+        elif kind is bool:
+            flags.DEFINE_boolean(name, default, help_text)
+        elif kind is int:
+            flags.DEFINE_integer(name, default, help_text)
+        elif kind is float:
+            flags.DEFINE_float(name, default, help_text)
+        elif typing.get_origin(kind) is tuple:
+            flags.DEFINE_list(name, list(default), help_text)
+        else:
+            flags.DEFINE_string(name, default, help_text)
+
+
+def dataclass_from_flags(cls: type) -> Any:
+    """The dataclass with every field from the absl flag of its name (lists become tuples)."""
+    import dataclasses
+
+    from absl import flags
+
+    values = {}
+    for field in dataclasses.fields(cls):
+        value = flags.FLAGS[field.name].value
+        values[field.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)

@@ -1,15 +1,15 @@
 """The one registry of GAN families: `--model=NAME` looks a family up here.
 
-A family registers itself with `@register(NAME)` in its module; `FAMILY_MODULES` says which
-module holds each name so that a lookup imports only that family (and an unknown name is
-reported before TensorFlow is even imported).
+A family registers its task (`zoo.models.task.Task`) with `@register(NAME)` in its module;
+`FAMILY_MODULES` says which module holds each name so that a lookup imports
+only that family (and an unknown name is reported before TensorFlow is even imported).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from zoo.errors import UsageError
 
@@ -24,19 +24,21 @@ FAMILY_MODULES: dict[str, str] = {
     "stackgan": "zoo.models.stackgan",
 }
 
-_FAMILIES: dict[str, type] = {}
+_FAMILIES: dict[str, Any] = {}
 
 
 def register(name: str) -> Callable[[T], T]:
-    """Class decorator that registers a GAN family under `name` (its `--model` value)."""
+    """Class decorator that registers a family's task class under `name` (its `--model` value);
+    the task's `name` and its model class's `family_name` become `name`."""
     if name not in FAMILY_MODULES:
         raise ValueError(f"family {name!r} must be listed in zoo.registry.FAMILY_MODULES")
 
     def decorator(cls: T) -> T:
-        if name in _FAMILIES and _FAMILIES[name] is not cls:
+        if name in _FAMILIES and type(_FAMILIES[name]) is not cls:
             raise ValueError(f"family {name!r} is registered twice")
-        cls.family_name = name
-        _FAMILIES[name] = cls
+        cls.name = name
+        cls.model_class.family_name = name
+        _FAMILIES[name] = cls()
         return cls
 
     return decorator
@@ -48,8 +50,8 @@ def check(name: str) -> None:
         raise UsageError(f"unknown model {name!r}; known models: {', '.join(names())}")
 
 
-def get(name: str) -> type:
-    """Returns the model class of family `name`, importing its module.
+def get(name: str) -> Any:
+    """Returns the task of family `name` (`zoo.models.task.Task`), importing its module.
 
     Raises:
       UsageError: when no family has that name; the message lists the known ones.

@@ -12,8 +12,8 @@ import tensorflow as tf
 from tensorflow.python.ops import io_ops
 
 from zoo.core import checkpoint as ckpt
-from zoo.core.checkpoint import CheckpointIOError, RunCheckpoint
-from zoo.errors import UsageError
+from zoo.core.checkpoint import RunCheckpoint
+from zoo.errors import CheckpointIOError, UsageError
 
 
 class _Model(tf.Module):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.core.conditioning import ConditioningAugmentation, kl_divergence
+from zoo.core.losses import kl_divergence
+from zoo.models.stackgan.conditioning import ConditioningAugmentation
 
 
 def built_layer(condition_dim: int, embedding_dim: int, seed: int, **kwargs):

@@ -61,4 +61,5 @@ def test_registry_lists_names_and_rejects_unknown():
     assert {"gan", "dcgan"} <= set(registry.names())
     with pytest.raises(UsageError, match="known models: " + ", ".join(registry.names())):
         registry.get("nosuchgan")
-    assert registry.get("dcgan").family_name == "dcgan"
+    assert registry.get("dcgan").name == "dcgan"
+    assert registry.get("dcgan").model_class.family_name == "dcgan"

@@ -11,8 +11,10 @@ import tensorflow as tf
 
 from tests.families import run_python
 from zoo import registry, train
+from zoo import run as zoo_run
 from zoo.core import distribute
 from zoo.core.config import apply_overrides
+from zoo.errors import TrainingDivergedError
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +30,7 @@ def _toy_gan(*overrides, data_dim=2):
         family.config_class(),
         [f"data_dim={data_dim}", "generator_units=8", "discriminator_units=8", *overrides],
     )
-    model = family(config, seed=1)
+    model = family.build_model(config, seed=1)
     model.compile(train_steps=10)
     return model
 
@@ -51,7 +53,9 @@ def test_non_finite_step_is_skipped_and_reported():
     assert any(
         not np.array_equal(a, b) for a, b in zip(g_before, _weights(model.generator), strict=True)
     )
-    assert float(model.d_optimizer.dynamic_scale.numpy()) == 0.5  # the skip was counted
+    # A float32 scale stays exactly 1: halved, it would never grow back (nor should it).
+    assert float(model.d_optimizer.dynamic_scale.numpy()) == 1.0
+    assert int(model.d_optimizer.inner_optimizer.iterations.numpy()) == 0
     assert int(model.step.numpy()) == 1
     assert model.trackers["d_loss"].count.numpy() == 0  # the NaN did not enter the mean
     assert model.trackers["g_loss"].count.numpy() == 1
@@ -114,7 +118,7 @@ from zoo import registry
 from zoo.core.config import apply_overrides
 family = registry.get("gan")
 with strategy.scope():
-    model = family(apply_overrides(family.config_class(), ["data_dim=2"]), seed=0)
+    model = family.build_model(apply_overrides(family.config_class(), ["data_dim=2"]), seed=0)
 values = strategy.experimental_local_results(strategy.run(lambda: model.noise(3)))
 print(len(values), float(abs(values[0] - values[1]).numpy().max()))
 """
@@ -122,6 +126,76 @@ print(len(values), float(abs(values[0] - values[1]).numpy().max()))
     assert result.returncode == 0, result.stderr[-2000:]
     replicas, difference = result.stdout.split()
     assert replicas == "2" and float(difference) > 0.1
+
+
+def test_float32_loss_scale_stays_one_through_skipped_steps():
+    model = _toy_gan()
+    bad = np.full((8, 2), np.inf, np.float32)
+    for _ in range(3):
+        assert model.train_on_batch(bad, return_dict=True)["finite"] == 0.0
+    good = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
+    for _ in range(2):
+        assert model.train_on_batch(good, return_dict=True)["finite"] == 1.0
+    for optimizer in (model.d_optimizer, model.g_optimizer):
+        assert float(optimizer.dynamic_scale.numpy()) == 1.0
+        assert float(optimizer.scale_loss(tf.constant(3.0))) == 3.0
+    assert int(model.d_optimizer.inner_optimizer.iterations.numpy()) == 2
+
+
+def test_float32_skip_under_a_mirrored_strategy_keeps_the_scale_and_the_weights():
+    code = """
+import numpy as np
+from zoo.core import distribute
+strategy = distribute.build_strategy("mirrored", num_virtual_devices=2)
+from zoo import registry
+from zoo.core.config import apply_overrides
+family = registry.get("gan")
+config = apply_overrides(family.config_class(), ["data_dim=2", "discriminator_units=8"])
+with strategy.scope():
+    model = family(config, seed=0)
+    model.compile(train_steps=10)
+before = [np.array(v) for v in model.discriminator.weights]
+finite = model.train_on_batch(np.full((8, 2), np.nan, np.float32), return_dict=True)["finite"]
+same = all(np.array_equal(a, np.array(b)) for a, b in zip(before, model.discriminator.weights))
+good = np.ones((8, 2), np.float32)
+print(finite, same, float(model.d_optimizer.dynamic_scale.numpy()),
+      model.train_on_batch(good, return_dict=True)["finite"])
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["0.0", "True", "1.0", "1.0"]
+
+
+def _optimizer_state(optimizer):
+    return {v.path: np.array(v) for v in optimizer.variables}
+
+
+def test_float16_overflow_skips_the_step_keeps_the_state_and_halves_the_scale():
+    distribute.set_precision("mixed_float16")
+    model = _toy_gan()
+    good = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
+    model.train_on_batch(good)  # the optimizers' slots hold values, not only zeros
+    scale = float(model.d_optimizer.dynamic_scale.numpy())
+    d_weights, d_state = _weights(model.discriminator), _optimizer_state(model.d_optimizer)
+    # Finite in float32, past float16's range (65504) in D's float16 layers.
+    overflow = np.full((8, 2), 1e6, np.float32)
+    logs = model.train_on_batch(overflow, return_dict=True)
+    assert logs["finite"] == 0.0
+    for before, after in zip(d_weights, _weights(model.discriminator), strict=True):
+        np.testing.assert_array_equal(before, after)
+    state = _optimizer_state(model.d_optimizer)
+    assert float(state.pop(model.d_optimizer.dynamic_scale.path)) == scale / 2
+    assert int(state.pop(model.d_optimizer.step_counter.path)) == 0  # finite steps since: none
+    assert len(state) == len(d_state) - 2 and len(state) > 2  # Adam's iterations, m and v
+    for path, value in state.items():
+        np.testing.assert_array_equal(d_state[path], value, err_msg=path)
+    for _ in range(3):
+        logs = model.train_on_batch(good, return_dict=True)
+        assert logs["finite"] == 1.0, logs
+        assert np.isfinite(logs["d_loss"]) and np.isfinite(logs["g_loss"])
+    assert float(model.d_optimizer.dynamic_scale.numpy()) == scale / 2  # grows after 2000
+    assert int(model.d_optimizer.inner_optimizer.iterations.numpy()) == 4
+    assert not np.array_equal(d_weights[0], _weights(model.discriminator)[0])
 
 
 def test_mixed_float16_wraps_optimizers_in_dynamic_loss_scaling():
@@ -145,7 +219,7 @@ class _Poison(keras.callbacks.Callback):
 
 
 def test_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
-    rc = train.RunConfig(
+    rc = zoo_run.RunConfig(
         model="gan",
         dataset="ring8",
         model_dir=str(tmp_path),
@@ -156,9 +230,9 @@ def test_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint(t
         log_every=0,
         max_nonfinite_steps=3,
     )
-    with pytest.raises(train.TrainingDivergedError, match="3 steps in a row"):
+    with pytest.raises(TrainingDivergedError, match="3 steps in a row"):
         train.run(rc, ["generator_units=8", "discriminator_units=8"], extra_callbacks=[_Poison()])
-    assert train.latest_step(str(tmp_path)) == 2
+    assert zoo_run.latest_step(str(tmp_path)) == 2
     reader = tf.train.load_checkpoint(os.path.join(tmp_path, "checkpoints", "ckpt-2"))
     for name in reader.get_variable_to_shape_map():
         value = reader.get_tensor(name)

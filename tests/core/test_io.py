@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from zoo.core.io import atomic_write_json, atomic_write_text, read_json
 from zoo.errors import UsageError
+from zoo.io import atomic_write_json, atomic_write_text, read_json
 
 
 def test_atomic_write_is_complete_and_readable_by_others(tmp_path):
@@ -28,4 +28,11 @@ def test_read_json_of_a_corrupt_file_is_a_usage_error(tmp_path):
     path = tmp_path / "config.json"
     path.write_text("{not json")
     with pytest.raises(UsageError, match="cannot read"):
+        read_json(str(path))
+
+
+def test_read_json_of_a_too_deeply_nested_file_is_a_usage_error(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(UsageError, match="nested too deeply"):
         read_json(str(path))

@@ -346,6 +346,50 @@ def test_global_batch_mean_under_mirrored_strategy():
     assert out["sum"] == pytest.approx(4.0)
 
 
+# --- joint embedding ----------------------------------------------------------------------
+
+
+def test_contrastive_joint_embedding_loss_masks_extra_positives():
+    similarity = tf.constant([[1.0, 1.0], [1.0, 1.0]])
+    none = tf.zeros([2, 2], tf.bool)
+    np.testing.assert_allclose(
+        losses.contrastive_joint_embedding_loss(similarity, none), np.log(2.0), rtol=1e-6
+    )
+    both = tf.ones([2, 2], tf.bool)
+    np.testing.assert_allclose(
+        losses.contrastive_joint_embedding_loss(similarity, both), 0.0, atol=1e-6
+    )
+
+
+def test_contrastive_joint_embedding_loss_golden_3x3():
+    # S[i, j] = image i vs caption j. (image 0, caption 2) also match: caption 2 is no negative
+    # of image 0 (row 0) and image 0 none of caption 2 (column 2). Temperature 1; the target of
+    # row / column i is i, and CE(v, i) = log(sum(e^v)) - v[i].
+    similarity = tf.constant([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    positives = tf.constant([[False, False, True], [False, False, False], [False] * 3])
+    e = math.e
+    image_to_text = [
+        math.log(e**2 + 1) - 2,  # row 0: [2, 0, masked]
+        math.log(2 + e) - 1,  # row 1: [0, 1, 0]
+        math.log(e + 2),  # row 2: [1, 0, 0]
+    ]
+    text_to_image = [
+        math.log(e**2 + 1 + e) - 2,  # column 0: [2, 0, 1]
+        math.log(2 + e) - 1,  # column 1: [0, 1, 0]
+        math.log(2),  # column 2: [masked, 0, 0]
+    ]
+    expected = 0.5 * (sum(image_to_text) / 3 + sum(text_to_image) / 3)
+    assert expected == pytest.approx(0.647003, abs=1e-6)
+    got = losses.contrastive_joint_embedding_loss(similarity, positives, temperature=1.0)
+    assert got.dtype == tf.float32 and got.shape == ()
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
+    # The temperature divides the similarities; float16 similarities compute in float32.
+    halved = tf.cast(similarity / 2, tf.float16)
+    got = losses.contrastive_joint_embedding_loss(halved, positives, temperature=0.5)
+    assert got.dtype == tf.float32
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
+
+
 # --- registry -----------------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.core.pool import ImageHistoryPool
+from zoo.models.cyclegan.pool import ImageHistoryPool
 
 SHAPE = (2, 2, 1)
 

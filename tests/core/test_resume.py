@@ -20,6 +20,7 @@ STEPS = 6
 
 _SCRIPT = """
 import os, signal, sys, keras
+from zoo import run as zoo_run
 from zoo import train
 
 family, dataset, overrides, model_dir, kill_at, signum, runs, run_options = {args!r}
@@ -33,10 +34,10 @@ class Kill(keras.callbacks.Callback):
             os.kill(os.getpid(), signum)
 
 for _ in range(runs):
-    rc = train.RunConfig(model=family, dataset=dataset, model_dir=model_dir, train_steps={steps},
+    rc = zoo_run.RunConfig(model=family, dataset=dataset, model_dir=model_dir, train_steps={steps},
                          batch_size=8, seed=3, deterministic=True, checkpoint_every=2,
                          sample_every=0, log_every=0, **run_options)
-    start = train.latest_step(model_dir)
+    start = zoo_run.latest_step(model_dir)
     result = train.run(rc, overrides, extra_callbacks=[Kill(start)])
     print("RESULT", result.status, result.resumed_from, result.step, flush=True)
 """

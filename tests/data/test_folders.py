@@ -116,3 +116,15 @@ def test_missing_empty_and_all_broken(tmp_path):
     (tmp_path / "broken" / "x.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(UsageError, match="none of the 1 image files"):
         make_dataset(f"folder:{tmp_path / 'broken'}", batch_size=2)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_16_bit_greyscale_pngs_are_scaled_not_saturated(tmp_path, channels):
+    ramp = (np.arange(12 * 10).reshape(12, 10) * 500).astype(np.uint16)  # 0 .. 59500
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I;16")
+    images, _, _ = load_arrays(f"folder:{tmp_path}", channels=channels)
+    assert images.shape == (1, 12, 10, channels)
+    want = np.rint(ramp / 257.0).astype(np.uint8)
+    for c in range(channels):
+        np.testing.assert_array_equal(images[0, ..., c], want)

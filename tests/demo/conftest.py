@@ -54,6 +54,21 @@ def demo_tools() -> None:
 
 
 @pytest.fixture(scope="session")
+def built_page() -> str:
+    """`demo/web/dist`, built if needed (needs Node.js and `npm ci`, not Chromium); skips (or,
+    with GANZOO_REQUIRE_DEMO=1, fails) when it cannot be built."""
+    from zoo.demo import server
+    from zoo.errors import UsageError
+
+    try:
+        return server.ensure_built()
+    except UsageError as err:
+        if REQUIRED:
+            pytest.fail(f"{err} (GANZOO_REQUIRE_DEMO=1)")
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="session")
 def node() -> str:
     """Node.js for the page's modules (tokenizer, manifest rules, batch patch)."""
     path = shutil.which("node")

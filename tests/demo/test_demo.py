@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.demo.conftest import FAMILIES, REPO, WEB_DIR, run_demo, run_node_module
+from tests.demo.conftest import FAMILIES, REPO, run_demo, run_node_module
 from zoo.demo import manifest as manifest_lib
 
 TOLERANCE = 1e-3
@@ -212,12 +212,58 @@ def test_page_shows_a_readable_message_for_a_bad_export(demo_tools, tmp_path):
 
 
 # -- the server --------------------------------------------------------------------------------
-@pytest.mark.demo
-@pytest.mark.slow
-def test_server_prints_the_url_and_serves_page_export_and_wasm_only(demo_tools, demo_export):
-    exported = demo_export("dcgan")
+def _get(url: str) -> tuple[int, bytes, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read(), response.headers["Content-Type"]
+    except urllib.error.HTTPError as err:
+        return err.code, b"", ""
+
+
+def _write_served_export(directory) -> None:
+    """A valid export the server can list: m.json and its two TFLite files (not real models)."""
+    directory.mkdir()
+    (directory / "m.json").write_text(json.dumps(_valid_manifest()))
+    for flavour in ("float32", "int8"):
+        (directory / f"m.{flavour}.tflite").write_bytes(b"\0\0\0\0TFL3")
+    (directory / "m" / "1").mkdir(parents=True)
+    (directory / "m" / "1" / "saved_model.pb").write_bytes(b"")
+
+
+def test_server_serves_page_export_and_wasm_only(tmp_path):
+    from zoo.demo import server
+
+    dist = tmp_path / "dist"
+    (dist / "wasm").mkdir(parents=True)
+    (dist / "index.html").write_text('<script src="app.js"></script>')
+    (dist / "app.js").write_text("")
+    (dist / "wasm" / "litert.wasm").write_bytes(b"\0asm")
+    (tmp_path / "secret.txt").write_text("not served")
+    _write_served_export(tmp_path / "export")
+    with server.serving(str(tmp_path / "export"), dist_dir=str(dist)) as base:
+        status, body, _ = _get(base)
+        assert status == 200 and b'src="app.js"' in body
+        assert _get(base + "app.js")[2] == "text/javascript; charset=utf-8"
+        assert json.loads(_get(base + "api/models.json")[1]) == [{"name": "m", "family": "dcgan"}]
+        assert json.loads(_get(base + "export/m.json")[1])["family"] == "dcgan"
+        status, body, _ = _get(base + "export/m.float32.tflite")
+        assert status == 200 and body[4:8] == b"TFL3"
+        status, body, content_type = _get(base + "wasm/litert.wasm")
+        assert status == 200 and body == b"\0asm" and content_type == "application/wasm"
+        for path in (
+            "export/m/1/saved_model.pb",
+            "export/..%2f..%2fsecret.txt",
+            "..%2fsecret.txt",
+            "samples/index.json",
+            "nothing.js",
+        ):
+            assert _get(base + path)[0] == 404, path
+
+
+def test_server_main_prints_the_url_and_serves_the_built_page(built_page, tmp_path):
+    _write_served_export(tmp_path / "export")
     process = subprocess.Popen(
-        [sys.executable, "-m", "zoo.demo", f"--export_dir={exported.export_dir}", "--port=0"],
+        [sys.executable, "-m", "zoo.demo", f"--export_dir={tmp_path / 'export'}", "--port=0"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -225,34 +271,16 @@ def test_server_prints_the_url_and_serves_page_export_and_wasm_only(demo_tools, 
     )
     try:
         line = process.stdout.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+/)\?model=dcgan", line)
+        match = re.search(r"(http://127\.0\.0\.1:\d+/)\?model=m", line)
         assert match, line + process.stderr.read() if process.poll() is not None else line
         base = match.group(1)
-
-        def get(path: str) -> tuple[int, bytes, str]:
-            try:
-                with urllib.request.urlopen(base + path, timeout=10) as response:
-                    return response.status, response.read(), response.headers["Content-Type"]
-            except urllib.error.HTTPError as err:
-                return err.code, b"", ""
-
-        status, body, _ = get("")
+        status, body, _ = _get(base)
         assert status == 200 and b'src="app.js"' in body
-        assert json.loads(get("api/models.json")[1]) == [{"name": "dcgan", "family": "dcgan"}]
-        assert json.loads(get("export/dcgan.json")[1])["family"] == "dcgan"
-        status, body, _ = get("export/dcgan.float32.tflite")
-        assert status == 200 and body[4:8] == b"TFL3"
-        wasm = sorted(os.listdir(os.path.join(WEB_DIR, "dist", "wasm")))
-        name = next(w for w in wasm if w.endswith(".wasm"))
-        status, _, content_type = get(f"wasm/{name}")
+        name = next(
+            w for w in sorted(os.listdir(os.path.join(built_page, "wasm"))) if w.endswith(".wasm")
+        )
+        status, _, content_type = _get(base + f"wasm/{name}")
         assert status == 200 and content_type == "application/wasm"
-        for path in (
-            "export/dcgan/1/saved_model.pb",
-            "export/..%2f..%2fsetup.py",
-            "..%2fpackage.json",
-            "samples/index.json",
-        ):
-            assert get(path)[0] == 404, path
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -371,8 +399,8 @@ def _captions() -> list[str]:
     ]
 
 
-def test_page_tokenizer_matches_zoo_core_text(node):
-    from zoo.core.text import Tokenizer, split_words
+def test_page_tokenizer_matches_zoo_text(node):
+    from zoo.text import Tokenizer, split_words
 
     vocabulary = [
         "",

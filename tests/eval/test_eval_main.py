@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.families import REPO, run_main
+from tests.families import REPO, run_main, subprocess_env
 
 EVAL_MAIN = os.path.join(REPO, "eval_main.py")
 
@@ -19,7 +19,7 @@ def run_eval(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     return subprocess.run(
         [sys.executable, EVAL_MAIN, *args],
         cwd=REPO,
-        env={**os.environ, **(env or {})},
+        env=subprocess_env(env),
         capture_output=True,
         text=True,
         timeout=300,

@@ -19,10 +19,10 @@ from zoo.eval.evaluate import (
     check_evaluable,
     evaluate_model,
     generate_samples,
-    translation_metrics,
 )
+from zoo.eval.translation import translation_metrics
 from zoo.models.gan import VanillaGAN, VanillaGANConfig
-from zoo.train import RunConfig
+from zoo.run import RunConfig
 
 
 class Replay:

@@ -1,13 +1,14 @@
-"""CycleGAN's `evaluation_metrics` hook: both directions, real test images, capped counts."""
+"""CycleGAN's task `evaluate` hook: both directions, real test images, capped counts."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from zoo import registry
 from zoo.eval.evaluate import Evaluator
 from zoo.models.cyclegan import CycleGAN, CycleGANConfig
-from zoo.train import RunConfig
+from zoo.run import RunConfig
 
 
 def test_identity_translators_score_zero_cycle_error_and_the_source_class(zoo_cache):
@@ -27,7 +28,7 @@ def test_identity_translators_score_zero_cycle_error_and_the_source_class(zoo_ca
 
     model.generator_ab, model.generator_ba = identity("a_to_b"), identity("b_to_a")
     rc = RunConfig(model="cyclegan", dataset="fashion_mnist", domain_a="sandal", domain_b="sneaker")
-    result = Evaluator(rc)(model, num_samples=5000, seed=0)  # through the family hook
+    result = registry.get("cyclegan").evaluate(model, Evaluator(rc), 5000, seed=0)  # the hook
 
     assert set(result) == {
         f"{d}_{k}"

@@ -8,25 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import pathlib
 import subprocess
 import sys
 
 import pytest
 
-from tests.families import REPO, TINY, run_main, tiny_flags
+from tests.families import REPO, TINY, run_main, subprocess_env, tiny_flags
 
 TRAIN_STEPS = 3
 
 
 def run_export(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Runs `python -m export ARGS` from the repository root."""
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "TPU_NAME")}
     return subprocess.run(
         [sys.executable, "-m", "export", *args],
         cwd=REPO,
-        env=env,
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=timeout,

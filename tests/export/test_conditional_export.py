@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.families import REPO
+from tests.families import REPO, subprocess_env
 
 CAPTIONS = [
     "a sandal",
@@ -95,7 +94,7 @@ def tools(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "zoo.tools", *args],
         cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        env=subprocess_env({"TF_CPP_MIN_LOG_LEVEL": "2"}),
         capture_output=True,
         text=True,
         timeout=300,

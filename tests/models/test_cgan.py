@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from zoo import registry
 from zoo.data.dataset import DatasetInfo
 from zoo.errors import UsageError
 from zoo.models.cgan import CGAN, CGANConfig
+
+TASK = registry.get("cgan")
 
 NAMES = ("t-shirt", "trouser", "pullover", "dress")
 
@@ -95,13 +98,13 @@ def test_a_few_steps_train_both_players_with_the_labels():
 
 def test_config_is_adapted_to_the_data_and_checked():
     info = DatasetInfo("fashion_mnist", "image", (28, 28, 1), 10, list(NAMES))
-    adapted = CGAN.adapt_config(CGANConfig(), info)
+    adapted = TASK.adapt_config(CGANConfig(), info)
     assert adapted.num_classes == 4 and adapted.class_names == NAMES
-    assert CGAN.adapt_config(adapted, info) == adapted  # a resumed run's saved config
+    assert TASK.adapt_config(adapted, info) == adapted  # a resumed run's saved config
     with pytest.raises(UsageError, match="num_classes=3 but fashion_mnist has 4"):
-        CGAN.adapt_config(CGANConfig(num_classes=3), info)
+        TASK.adapt_config(CGANConfig(num_classes=3), info)
     with pytest.raises(UsageError, match="needs a labelled dataset"):
-        CGAN.adapt_config(CGANConfig(), DatasetInfo("folder:x", "image", (8, 8, 1), 5, None))
+        TASK.adapt_config(CGANConfig(), DatasetInfo("folder:x", "image", (8, 8, 1), 5, None))
     with pytest.raises(UsageError, match="conditioning must be one of"):
         CGANConfig(conditioning="film")
     with pytest.raises(UsageError, match="num_classes >= 1"):
@@ -112,13 +115,13 @@ def test_sample_inputs_cycle_through_the_classes_and_the_picture_has_a_row_per_c
     model = tiny()
     inputs = model.sample_inputs(6)
     assert inputs["label"].tolist() == [0, 1, 2, 3, 0, 1] and inputs["label"].dtype == np.int32
-    full = model.sample_picture(16)
+    full = TASK.sample_picture(model, 16)
     assert full.ndim == 3 and full.shape[2] == 3
 
     class Run:
         classes = ("trouser", "dress")
 
-    kept = model.sample_picture(16, rc=Run())
+    kept = TASK.sample_picture(model, 16, rc=Run())
     # 4 rows of 64-px tiles (+2 px padding) against 2 rows: the grid follows the classes kept.
     assert full.shape[0] == 4 * 66 + 2 and kept.shape[0] == 2 * 66 + 2
     assert full[:, :20].min() < 128  # the row labels are drawn in the left margin
@@ -126,7 +129,7 @@ def test_sample_inputs_cycle_through_the_classes_and_the_picture_has_a_row_per_c
 
 def test_serving_signature_rejects_out_of_range_labels():
     model = tiny()
-    fn, specs = model.serving_signatures()["serving_default"]
+    fn, specs = TASK.serving_signatures(model)["serving_default"]
     assert {k: (s.dtype, s.shape.as_list()) for k, s in specs.items()} == {
         "z": (tf.float32, [None, 100]),
         "label": (tf.int32, [None]),

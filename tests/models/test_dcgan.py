@@ -16,7 +16,7 @@ def _dcgan(*overrides):
     config = apply_overrides(
         family.config_class(), ["generator_filters=4", "discriminator_filters=4", *overrides]
     )
-    return family(config, seed=0)
+    return family.build_model(config, seed=0)
 
 
 @pytest.mark.parametrize("size, blocks", [(16, 2), (28, 2), (32, 3), (64, 4), (128, 5)])

@@ -13,7 +13,7 @@ from zoo.models.gan import VECTOR_DEFAULTS
 
 def _gan(*overrides):
     family = registry.get("gan")
-    return family(apply_overrides(family.config_class(), list(overrides)), seed=0)
+    return family.build_model(apply_overrides(family.config_class(), list(overrides)), seed=0)
 
 
 def test_paper_sizes_on_images():
@@ -78,7 +78,7 @@ def test_overrides_win_on_vectors_even_when_equal_to_the_image_default():
 
 
 def test_toy_model_is_built_from_the_toy_defaults():
-    model = registry.get("gan")(_config(data_dim=2), seed=0)
+    model = registry.get("gan").build_model(_config(data_dim=2), seed=0)
     assert model.generator.input_shape == (None, 2)
     units = [layer.units for layer in model.discriminator.layers if hasattr(layer, "units")]
     assert units == [256, 256, 256, 1]

@@ -12,9 +12,12 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.families import run_main
+from zoo import registry
 from zoo.core import losses
 from zoo.errors import UsageError
 from zoo.models.gan_int_cls import GANIntCls, GANIntClsConfig
+
+TASK = registry.get("gan_int_cls")
 
 VOCABULARY = ("", "[UNK]", "a", "dark", "light", "sandal", "sneaker", "bag")
 NAMES = ("Sandal", "Sneaker", "Bag")
@@ -144,15 +147,15 @@ def test_sample_inputs_name_each_class_and_the_picture_has_a_row_per_class():
     assert inputs["label"].tolist() == [0, 1, 2, 0, 1]
     assert inputs["text"][3] == "a dark sandal"
     assert model.generate(inputs).shape == (5, 16, 16, 1)
-    picture = model.sample_picture(64)
+    picture = TASK.sample_picture(model, 64)
     assert picture.shape[0] == 3 * 66 + 2  # three classes, 64-px tiles
 
 
 def test_serving_signatures_take_strings_tokens_and_embeddings():
     model = tiny()
-    table = model.serving_signatures()
+    table = TASK.serving_signatures(model)
     assert list(table) == ["serving_default", "tokens", "from_embedding"]
-    assert model.tflite_signatures() == ["tokens", "from_embedding"]
+    assert TASK.tflite_signatures(model) == ["tokens", "from_embedding"]
     specs = {
         name: {k: (s.dtype, s.shape.as_list()) for k, s in sp.items()}
         for name, (_, sp) in table.items()
@@ -165,7 +168,7 @@ def test_serving_signatures_take_strings_tokens_and_embeddings():
     from_text = table["serving_default"][0](z=z, text=tf.constant(captions))["images"]
     from_tokens = table["tokens"][0](z=z, tokens=tokens(model, captions))["images"]
     np.testing.assert_allclose(from_text, from_tokens, atol=1e-6)
-    assert model.export_metadata()["tokenizer"]["vocabulary"] == list(VOCABULARY)
+    assert TASK.export_metadata(model)["tokenizer"]["vocabulary"] == list(VOCABULARY)
 
 
 def test_text_input_errors_are_one_line(tmp_path):

@@ -9,8 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from zoo import registry
+from zoo.core.layers import NearestUpsampling2D
 from zoo.errors import UsageError
 from zoo.models import stackgan as sn
+
+TASK = registry.get("stackgan")
 
 LATENT, EMBEDDING, CONDITION, CHANNELS, FILTERS = 8, 6, 4, 3, 4
 PAIRS = [(16, 32), (32, 64), (64, 128), (64, 256)]
@@ -118,11 +122,11 @@ def test_zero_epsilon_is_deterministic_and_epsilon_changes_the_images():
 
 def test_nearest_upsampling_equals_keras_upsampling2d_and_round_trips():
     x = tf.random.stateless_normal((2, 3, 5, 4), seed=(8, 9))
-    ours = sn.NearestUpsampling2D(2)
+    ours = NearestUpsampling2D(2)
     theirs = keras.layers.UpSampling2D(2, interpolation="nearest")
     np.testing.assert_array_equal(ours(x).numpy(), theirs(x).numpy())
     assert ours.compute_output_shape((None, 3, 5, 4)) == (None, 6, 10, 4)
-    clone = keras.layers.deserialize(keras.layers.serialize(sn.NearestUpsampling2D(4)))
+    clone = keras.layers.deserialize(keras.layers.serialize(NearestUpsampling2D(4)))
     assert clone.factor == 4 and clone(x).shape == (2, 12, 20, 4)
 
 
@@ -292,7 +296,7 @@ def make_kl_visible(model) -> None:
 
 @pytest.mark.parametrize("stage", [1, 2])
 def test_generator_loss_adds_kl_weight_times_the_kl_of_the_trained_stage(stage):
-    from zoo.core.conditioning import kl_divergence
+    from zoo.core.losses import kl_divergence
 
     side = 16 if stage == 1 else 32
     results = {}
@@ -352,9 +356,9 @@ def test_phase_one_trains_stage1_at_the_low_resolution():
 def test_serving_after_each_phase_uses_mu_and_returns_both_stages_after_phase_two():
     for stage in (1, 2):
         model = tiny_model(stage)
-        table = model.serving_signatures()
+        table = TASK.serving_signatures(model)
         assert list(table) == ["serving_default", "tokens", "from_embedding"]
-        assert model.tflite_signatures() == ["tokens", "from_embedding"]
+        assert TASK.tflite_signatures(model) == ["tokens", "from_embedding"]
         z = tf.random.stateless_normal((3, 100), seed=(4, 5))
         captions = ["a dark sandal", "A LIGHT, unheard-of sneaker!!", ""]
         from_text = table["serving_default"][0](z=z, text=tf.constant(captions))
@@ -369,7 +373,7 @@ def test_serving_after_each_phase_uses_mu_and_returns_both_stages_after_phase_tw
         if stage == 2:  # Stage-I's output is what phase 1's export serves as images
             stage1 = model.images_from(z, model.encode(tokens))["stage1_images"]
             np.testing.assert_allclose(stage1, from_text["stage1_images"], atol=1e-6)
-        picture = model.sample_picture(64)  # a row per class; (Stage-I, Stage-II) pairs
+        picture = TASK.sample_picture(model, 64)  # a row per class; (Stage-I, Stage-II) pairs
         assert picture.shape[0] == 3 * 66 + 2
         tiles = 6 * stage
         assert picture.shape[1] > tiles * 66 and picture.shape[1] < (tiles + 1) * 66 + 200
@@ -391,6 +395,7 @@ def test_config_checks():
 def test_stage_is_the_only_config_change_allowed_between_phases(tmp_path):
     import json
 
+    from zoo import run as zoo_run
     from zoo import train
     from zoo.core.config import config_to_dict
     from zoo.models.stackgan import StackGANConfig
@@ -400,7 +405,7 @@ def test_stage_is_the_only_config_change_allowed_between_phases(tmp_path):
     saved = {"model": "stackgan", "model_config": config_to_dict(StackGANConfig())}
     saved["run"] = {"dataset": "fashion_mnist"}
     (run / "config.json").write_text(json.dumps(saved))
-    rc = train.RunConfig(model="stackgan", model_dir=str(run), stage=2)
+    rc = zoo_run.RunConfig(model="stackgan", model_dir=str(run), stage=2)
     assert train.resolve_config(rc, [])[1].stage == 2
     assert train.resolve_config(dataclasses_replace(rc, stage=0), [])[1].stage == 1
     assert train.resolve_config(dataclasses_replace(rc, stage=0), ["stage=2"])[1].stage == 2
@@ -408,7 +413,7 @@ def test_stage_is_the_only_config_change_allowed_between_phases(tmp_path):
         train.resolve_config(rc, ["kl_weight=2"])
     with pytest.raises(UsageError, match="--stage must be one of 1, 2"):
         train.resolve_config(dataclasses_replace(rc, stage=3), [])
-    rc = train.RunConfig(model="dcgan", model_dir=str(tmp_path / "dcgan"), stage=1)
+    rc = zoo_run.RunConfig(model="dcgan", model_dir=str(tmp_path / "dcgan"), stage=1)
     with pytest.raises(UsageError, match="--stage is for families trained in phases"):
         train.resolve_config(rc, [])
 
@@ -432,6 +437,7 @@ def test_stage_two_without_stage_one_is_one_line_and_exit_2(tmp_path):
 # -- both phases end to end ------------------------------------------------------------------
 _PHASES = """
 import os, shutil, signal, sys, keras
+from zoo import run as zoo_run
 from zoo import train
 
 dataset, overrides, root, part = {args!r}
@@ -443,7 +449,7 @@ class Kill(keras.callbacks.Callback):
 
 def run(name, stage, steps=4, kill=False, **options):
     options = {{"seed": 3, "deterministic": True, **options}}
-    rc = train.RunConfig(model="stackgan", dataset=dataset, model_dir=os.path.join(root, name),
+    rc = zoo_run.RunConfig(model="stackgan", dataset=dataset, model_dir=os.path.join(root, name),
                          train_steps=steps, batch_size=8, checkpoint_every=2, sample_every=0,
                          log_every=2, stage=stage, **options)
     result = train.run(rc, overrides, extra_callbacks=[Kill()] if kill else [])

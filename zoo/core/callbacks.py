@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -163,6 +164,13 @@ class SampleCallback(StepCallback):
     """Writes a picture of samples from fixed inputs every `every` steps and at the end.
 
     PNGs go to `samples/step_XXXXXXXX.png` (and `samples/latest.png`), and to TensorBoard.
+
+    Args:
+      directory: the run's `samples/`.
+      writer: the run's TensorBoard writer (or None).
+      initial_step: the model's step when training (re)starts.
+      every: period in steps (0 = only at the end).
+      picture: the model -> its uint8 RGB picture (the family task's `sample_picture`).
     """
 
     def __init__(
@@ -171,21 +179,17 @@ class SampleCallback(StepCallback):
         writer: tf.summary.SummaryWriter | None,
         initial_step: int,
         every: int,
-        num_samples: int = 64,
-        centres: np.ndarray | None = None,
-        rc: Any = None,
+        picture: Callable[[keras.Model], np.ndarray],
     ) -> None:
         super().__init__(initial_step)
-        self.rc = rc
         self.directory = directory
         self.writer = writer
         self.every = every
-        self.num_samples = num_samples
-        self.centres = centres
+        self.picture = picture
         self.last_written: int | None = None
 
     def write(self, step: int) -> str:
-        picture = self.model.sample_picture(self.num_samples, self.rc, self.centres)
+        picture = self.picture(self.model)
         path = os.path.join(self.directory, f"step_{step:08d}.png")
         save_png(picture, path)
         save_png(picture, os.path.join(self.directory, "latest.png"))

@@ -16,17 +16,11 @@ from absl import logging
 from google.protobuf import text_format
 from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState
 
-from zoo.errors import UsageError
+from zoo.errors import CheckpointIOError, UsageError
 
 NAME = "ckpt"
 _INDEX = re.compile(rf"^{NAME}-(\d+)\.index$")
 STATE_FILE = "checkpoint"
-
-
-class CheckpointIOError(Exception):
-    """Checkpoints could not be written, moved or removed (a full disk, permissions): an I/O
-    failure mid-run, one line from the mains and exit code 1. The last good checkpoint is left
-    as it was."""
 
 
 def _reason(err: BaseException) -> str:

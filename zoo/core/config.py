@@ -10,6 +10,11 @@ from typing import Any, TypeVar
 
 from zoo.errors import UsageError
 
+# The `tf.distribute` strategies and Keras precision policies a run may ask for
+# (`zoo.core.distribute` builds them; here so that flags can list them without TensorFlow).
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
 C = TypeVar("C")
 
 
@@ -55,8 +60,6 @@ class GANConfig:
 
 def _coerce(value: str, annotation: Any, field: str) -> Any:
     """Parses a command-line string into the type a dataclass field declares."""
-    if isinstance(annotation, str):
-        annotation = eval(annotation, vars(typing), {})
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     try:
@@ -121,7 +124,14 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
-    """Rebuilds a config from `config_to_dict` output; unknown keys are a UsageError."""
+    """Rebuilds a config from `config_to_dict` output; unknown keys are a UsageError.
+
+    Raises:
+      TypeError: `values` is not a dict (e.g. a damaged config.json).
+      UsageError: a key that is not a field of `cls`.
+    """
+    if not isinstance(values, dict):
+        raise TypeError(f"a JSON object of {cls.__name__} fields (got {type(values).__name__})")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 
 import keras
 import tensorflow as tf
 from absl import logging
 
+from zoo.core.config import PRECISIONS, STRATEGIES
 from zoo.errors import UsageError
-
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
@@ -102,6 +102,18 @@ def set_precision(name: str) -> None:
     if name not in PRECISIONS:
         raise UsageError(f"unknown precision {name!r}; known: {', '.join(PRECISIONS)}")
     keras.mixed_precision.set_global_policy(name)
+
+
+@contextlib.contextmanager
+def float32_policy() -> Iterator[None]:
+    """Builds inside use float32 layers (a mixed_float16 generator does not convert to TFLite;
+    a pretrained part is built at full precision whatever the run's policy)."""
+    previous = keras.mixed_precision.dtype_policy().name
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

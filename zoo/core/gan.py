@@ -16,14 +16,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.core import losses
+from zoo.core import loss_scaling, losses
 from zoo.core.config import GANConfig
+from zoo.core.latent import sample_z
 from zoo.errors import UsageError
-
-# Float32 runs get a loss-scale optimizer too, with a scale of 1 that never grows: scaling by
-# powers of two is exact, and the wrapper gives every precision the same well-tested rule for
-# a non-finite step (skip the update, keep the weights).
-_FLOAT32_SCALE = {"initial_scale": 1.0, "dynamic_growth_steps": 2**31 - 2}
 
 
 def _random_seed(seed_generator: keras.random.SeedGenerator) -> tf.Tensor:
@@ -173,8 +169,8 @@ class GAN(keras.Model):
         """Sets up both players' optimizers with loss scaling and builds them.
 
         Call inside the strategy's scope. Under a `mixed_float16` policy each optimizer is a
-        dynamic `LossScaleOptimizer`; otherwise a loss-scale wrapper with a constant scale of 1
-        (exact), so a non-finite step is skipped under every precision.
+        dynamic `LossScaleOptimizer`; otherwise a loss-scale wrapper whose scale stays exactly 1,
+        so a non-finite step is skipped under every precision (`zoo.core.loss_scaling`).
 
         Args:
           train_steps: total generator steps of the run (for learning-rate schedules).
@@ -185,10 +181,8 @@ class GAN(keras.Model):
         c = self.config
         d_optimizer = d_optimizer or self.make_optimizer(c.d_learning_rate, train_steps)
         g_optimizer = g_optimizer or self.make_optimizer(c.g_learning_rate, train_steps)
-        mixed16 = keras.mixed_precision.dtype_policy().name == "mixed_float16"
-        scale = {} if mixed16 else _FLOAT32_SCALE
-        self.d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, **scale)
-        self.g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer, **scale)
+        self.d_optimizer = loss_scaling.wrap(d_optimizer)
+        self.g_optimizer = loss_scaling.wrap(g_optimizer)
         self.d_optimizer.build(self.discriminator_variables)
         self.g_optimizer.build(self.generator_variables)
 
@@ -337,114 +331,11 @@ class GAN(keras.Model):
     # -- sampling ---------------------------------------------------------------------------
     def sample_inputs(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Fixed generator inputs for sample grids and exports (numpy, repeatable by seed)."""
-        rng = np.random.default_rng(seed)
-        return {"z": rng.standard_normal((num, self.config.latent_dim)).astype("float32")}
+        return {"z": sample_z(num, self.config.latent_dim, seed)}
 
     def generate(self, inputs: dict[str, Any]) -> tf.Tensor:
         """Generator output (inference mode, float32) for inputs like `sample_inputs` gives."""
         return tf.cast(self.generator(inputs["z"], training=False), tf.float32)
-
-    # -- data and export hooks ------------------------------------------------------------
-    @classmethod
-    def training_dataset(
-        cls, rc: Any, config: GANConfig, *, batch_size: int, start_step: int
-    ) -> tuple[tf.data.Dataset, Any]:
-        """The training stream of a run (`rc` is a `zoo.train.RunConfig`) and its `DatasetInfo`.
-
-        The default is `rc.dataset` at the config's image size and channels (toys as they
-        are), batched to `batch_size` and exactly resumable at `start_step`. Families whose data
-        differ (two domains, captions) override it.
-        """
-        from zoo import data as zoo_data
-
-        toy = rc.dataset in zoo_data.TOY_NAMES
-        return zoo_data.make_dataset(
-            rc.dataset,
-            batch_size=batch_size,
-            seed=rc.seed,
-            start_step=start_step,
-            data_dir=rc.data_dir,
-            image_size=None if toy else config.image_size,
-            channels=None if toy else config.channels,
-            classes=list(rc.classes) or None,
-        )
-
-    @classmethod
-    def default_config(cls, dataset: str) -> GANConfig:
-        """The config a new run on `dataset` starts from, before the command line's overrides
-        (the family's defaults; a family may pick others for a kind of data, e.g. the toys)."""
-        del dataset
-        return cls.config_class()
-
-    @classmethod
-    def prepare_run(cls, rc: Any, config: GANConfig) -> GANConfig:
-        """Runs before the data are opened (e.g. pretrains a text encoder into the run
-        directory) and returns the config with what that fixed; the default does nothing."""
-        del rc
-        return config
-
-    def warm_start(self, rc: Any) -> None:
-        """Loads weights made before training (pretrained parts) into a new model; called
-        before the run's own checkpoint is restored, which overrides them on resume."""
-        del rc
-
-    @classmethod
-    def adapt_config(cls, config: GANConfig, info: Any) -> GANConfig:
-        """Fills data-dependent config fields from the training data's `DatasetInfo` (e.g. the
-        number of classes); the driver saves the result, so the config alone rebuilds G."""
-        del info
-        return config
-
-    def representative_inputs(
-        self, num: int, seed: int = 0, rc: Any = None, signature: str | None = None
-    ) -> dict[str, np.ndarray]:
-        """Inputs that look like what the exported generator will be fed (numpy, keyed like
-        the inputs of `serving_signatures()[signature]`, or of its first entry when `signature`
-        is None): int8 calibration, warmup requests, parity checks.
-
-        `rc` is the run's `RunConfig` (families fed with real images load them from its
-        dataset, e.g. domain A for `a_to_b` and domain B for `b_to_a`); the default draws z
-        like `sample_inputs`.
-        """
-        del rc, signature
-        return self.sample_inputs(num, seed)
-
-    def sample_picture(
-        self, num: int, rc: Any = None, centres: np.ndarray | None = None
-    ) -> np.ndarray:
-        """The uint8 RGB picture of samples that training writes (grid, scatter or histogram).
-
-        Families whose pictures need more than `generate(sample_inputs)` (e.g. input /
-        translated / reconstructed rows) override it.
-        """
-        from zoo.core.images import render_samples
-
-        del rc
-        samples = np.asarray(self.generate(self.sample_inputs(num, seed=0)))
-        return render_samples(samples, centres=centres)
-
-    def serving_signatures(self) -> dict[str, tuple[Callable[..., dict], dict[str, tf.TensorSpec]]]:
-        """What an export serves: signature name -> (function, its named input specs).
-
-        The function takes the inputs as keyword tensors and returns a dict of float32 outputs
-        (at least `images` in [-1, 1]); every input has a dynamic batch axis and no noise is
-        drawn inside. The first entry is also `serving_default`. Families override it.
-        """
-        specs = {"z": tf.TensorSpec([None, self.config.latent_dim], tf.float32, name="z")}
-
-        def generate(z: tf.Tensor) -> dict[str, tf.Tensor]:
-            return {"images": tf.cast(self.generator(z, training=False), tf.float32)}
-
-        return {"serving_default": (generate, specs)}
-
-    def tflite_signatures(self) -> list[str]:
-        """The `serving_signatures` that also become TFLite models (those with numeric inputs
-        only; text families serve raw strings in the SavedModel and tokens in TFLite)."""
-        return list(self.serving_signatures())
-
-    def export_metadata(self) -> dict[str, Any]:
-        """More entries for the export's JSON (e.g. the tokenizer an app needs)."""
-        return {}
 
     def checkpoint_items(self) -> dict[str, Any]:
         """Everything exact resume needs: weights, both optimizers, noise state, step."""

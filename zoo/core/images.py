@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from zoo.core.io import atomic_path
+from zoo.io import atomic_path
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

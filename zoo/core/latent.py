@@ -16,8 +16,9 @@ import numpy as np
 METHODS = ("linear", "spherical")
 
 
-def sample_z(num: int, latent_dim: int, seed: int = 0) -> np.ndarray:
-    """Draws `num` latent vectors z ~ N(0, I) as float32 [num, latent_dim], repeatable by seed."""
+def sample_z(num: int, latent_dim: int, seed: int | np.random.Generator = 0) -> np.ndarray:
+    """Draws `num` latent vectors z ~ N(0, I) as float32 [num, latent_dim], repeatable by seed
+    (or drawn from a numpy `Generator`, which then goes on to draw more)."""
     rng = np.random.default_rng(seed)
     return rng.standard_normal((num, latent_dim)).astype("float32")
 

@@ -252,3 +252,36 @@ class OneHot(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class NearestUpsampling2D(keras.layers.Layer):
+    """Nearest-neighbour upsampling of NHWC maps by an integer factor, as reshape and tile.
+
+    The same function as `keras.layers.UpSampling2D(interpolation="nearest")`, whose
+    `ops.repeat` loses the static height and width in a TF graph with a dynamic batch, so the
+    TFLite converter can no longer lower the next convolution to a builtin. Here the spatial
+    sides stay static (TFLite: RESHAPE, TILE, RESHAPE), and the gradient (a sum) is
+    deterministic on GPU, unlike that of a nearest-neighbour resize.
+
+    Args:
+      factor: how many times each pixel is repeated along height and along width.
+    """
+
+    def __init__(self, factor: int = 2, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, inputs):
+        _, height, width, channels = inputs.shape
+        f = self.factor
+        x = keras.ops.reshape(inputs, (-1, height, 1, width, 1, channels))
+        x = keras.ops.tile(x, (1, 1, f, 1, f, 1))
+        return keras.ops.reshape(x, (-1, height * f, width * f, channels))
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, height * self.factor, width * self.factor, channels)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "factor": self.factor}

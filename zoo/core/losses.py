@@ -13,6 +13,8 @@ inside the losses (logits everywhere), computed with ``softplus`` so that huge l
 Penalties (:func:`gradient_penalty`, :func:`r1_penalty`) take the discriminator as a callable and
 differentiate it with their own ``tf.GradientTape``, so they can be used inside the outer tape of
 the discriminator's update. :data:`LOSSES` / :func:`get_loss` select a loss by name.
+:func:`contrastive_joint_embedding_loss` (the text encoder's pretraining) compares the examples
+of a batch with each other and so returns the batch mean.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import keras
 import tensorflow as tf
 
 from zoo.errors import UsageError
@@ -335,7 +338,7 @@ def r1_penalty(discriminator: Discriminator, real: tf.Tensor) -> tf.Tensor:
     return _per_example_sum(tf.square(gradients))
 
 
-# --- registry -----------------------------------------------------------------------------
+# --- text-to-image ------------------------------------------------------------------------
 
 
 def matching_aware_discriminator_loss(
@@ -366,6 +369,101 @@ def matching_aware_discriminator_loss(
         discriminator_loss(real_logits, fake_logits)
         + discriminator_loss(real_logits, mismatched_logits)
     )
+
+
+_CONTRASTIVE_TEMPERATURE = 0.1
+_EXCLUDED_LOGIT = -1e9
+
+
+def contrastive_joint_embedding_loss(
+    similarity: tf.Tensor, positives: tf.Tensor, temperature: float = _CONTRASTIVE_TEMPERATURE
+) -> tf.Tensor:
+    """Symmetric InfoNCE over a batch: each image must pick its caption and each caption its image.
+
+    A contrastive relaxation of Reed et al.'s symmetric structured joint embedding: the
+    compatibility of every matching (image, caption) pair must exceed that of the mismatching
+    pairs of the batch, in both directions (image -> text and text -> image). With logits
+    ``S / temperature`` it is ``(CE(rows of S, diagonal) + CE(columns of S, diagonal)) / 2``,
+    each cross entropy averaged over the batch; pairs marked in `positives` get the logit
+    ``-1e9`` (not negatives). Unlike the GAN losses above it compares the examples of a batch
+    with each other, so it returns the batch mean, not a per-example loss; it is meant for the
+    encoders' pretraining on one device, not for a distributed `train_step`.
+
+    Args:
+        similarity: float ``[B, B]``, entry ``[i, j]`` = compatibility of image i and caption j;
+            the diagonal holds the matching pairs.
+        positives: bool ``[B, B]``: off-diagonal pairs that also match (identical captions, or
+            same-class pairs when those are not to be negatives); they are removed from the
+            negatives. The diagonal is ignored.
+        temperature: divides the similarities.
+
+    Returns:
+        The scalar float32 loss.
+
+    Reference:
+        Reed, Akata, Lee, Schiele 2016, "Learning Deep Representations of Fine-Grained Visual
+        Descriptions" (the symmetric joint embedding); van den Oord, Li, Vinyals 2018,
+        "Representation Learning with Contrastive Predictive Coding" (InfoNCE); Radford et al.
+        2021, "Learning Transferable Visual Models From Natural Language Supervision" (its
+        symmetric form).
+    """
+    similarity = tf.cast(similarity, tf.float32) / temperature
+    batch = tf.shape(similarity)[0]
+    diagonal = tf.eye(batch, dtype=tf.bool)
+    excluded = tf.logical_and(tf.cast(positives, tf.bool), tf.logical_not(diagonal))
+    logits = tf.where(excluded, tf.constant(_EXCLUDED_LOGIT, tf.float32), similarity)
+    logits_t = tf.where(
+        tf.transpose(excluded), tf.constant(_EXCLUDED_LOGIT, tf.float32), tf.transpose(similarity)
+    )
+    targets = tf.range(batch)
+    image_to_text = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
+    text_to_image = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits_t)
+    return 0.5 * (tf.reduce_mean(image_to_text) + tf.reduce_mean(text_to_image))
+
+
+# -- reconstruction and regularisation losses of single families (golden-tested beside the
+# adversarial ones) ------------------------------------------------------------------------
+def cycle_consistency_loss(real: tf.Tensor, reconstructed: tf.Tensor) -> tf.Tensor:
+    """Per-example L1 cycle loss ‖F(G(a)) − a‖₁ (mean over pixels), float32 [B].
+
+    Reference:
+      Zhu et al. 2017, eq. 2.
+    """
+    diff = tf.abs(tf.cast(reconstructed, tf.float32) - tf.cast(real, tf.float32))
+    return tf.reduce_mean(tf.reshape(diff, [tf.shape(diff)[0], -1]), axis=1)
+
+
+def identity_loss(real: tf.Tensor, mapped: tf.Tensor) -> tf.Tensor:
+    """Per-example L1 identity loss ‖G(b) − b‖₁ (mean over pixels), float32 [B].
+
+    Reference:
+      Zhu et al. 2017, section 5.2 (from Taigman et al. 2017): keeps colour composition.
+    """
+    return cycle_consistency_loss(real, mapped)
+
+
+def kl_divergence(mu: tf.Tensor, log_var: tf.Tensor) -> tf.Tensor:
+    """Per-example KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − log σ_j² − 1).
+
+    Args:
+      mu: means [B, N_c].
+      log_var: log variances log σ² [B, N_c].
+
+    Returns:
+      float32 [B]: the divergence of each example's Gaussian from the standard normal, in nats
+      (0 exactly when μ = 0 and log σ² = 0). The generator loss adds λ times its mean over the
+      global batch (λ = 1 in StackGAN).
+
+    Reference:
+      Kingma & Welling 2014, appendix B; Zhang et al. 2017 (StackGAN, ICCV), eq. 3-4.
+    """
+    mu = keras.ops.cast(mu, "float32")
+    log_var = keras.ops.cast(log_var, "float32")
+    terms = keras.ops.square(mu) + keras.ops.exp(log_var) - log_var - 1.0
+    return 0.5 * keras.ops.sum(terms, axis=-1)
+
+
+# --- registry -----------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)

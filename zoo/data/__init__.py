@@ -20,6 +20,6 @@ __all__ = [
 ]
 
 # Text-to-image data: captions and precomputed embeddings.
-from zoo.data.text import CaptionArrays, load_caption_arrays, make_text_dataset
+from zoo.data.text_dataset import CaptionArrays, load_caption_arrays, make_text_dataset
 
 __all__ += ["CaptionArrays", "load_caption_arrays", "make_text_dataset"]

@@ -1,7 +1,7 @@
 """Precomputed text embeddings per image, the form public text-to-image datasets ship.
 
 The `.npz` layout read by `load_embedding_arrays` (and by the `embeddings:PATH.npz`
-dataset spec of `zoo.data.text.make_text_dataset`):
+dataset spec of `zoo.data.text_dataset.make_text_dataset`):
 
   - `embeddings`: float [N, K, D], K embeddings (one per caption) of image n; [N, D] is
     read as K = 1. CUB and Oxford-102 ship K = 10, D = 1024 (char-CNN-RNN).
@@ -224,7 +224,7 @@ def convert_stackgan_pickles(
     Raises:
       UsageError: Missing or corrupt pickles, refused globals, lengths that disagree.
     """
-    from zoo.core.io import atomic_path
+    from zoo.io import atomic_path
 
     embeddings = _as_embeddings(restricted_load(embeddings_pickle), embeddings_pickle)
     filenames = _as_strings(restricted_load(filenames_pickle), "filenames", filenames_pickle)

@@ -36,6 +36,16 @@ class FolderImages:
     skipped_files: int
 
 
+def eight_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit greyscale image (PIL mode `I;16*` or `I`, as PNG decodes) scaled to 8-bit `L`
+    (value / 257, rounded); any other image unchanged. PIL's own `convert("L")` clips such an
+    image to 255 instead of scaling it."""
+    if not (image.mode == "I" or image.mode.startswith("I;16")):
+        return image
+    values = np.asarray(image).astype(np.float64)
+    return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
+
+
 def _image_files(root: str) -> list[str]:
     """All image files under `root`, sorted, skipping hidden files and folders."""
     found = []
@@ -51,7 +61,7 @@ def _decode(path: str, mode: str, image_size: int | None) -> np.ndarray | None:
     """Decodes one file to a [H, W, C] uint8 array, or None when it is unreadable."""
     try:
         with Image.open(path) as image:
-            image = image.convert(mode)  # Forces the full decode.
+            image = eight_bit(image).convert(mode)  # Forces the full decode.
             if image_size is not None and image.size != (image_size, image_size):
                 image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
             array = np.asarray(image, dtype=np.uint8)
@@ -78,7 +88,7 @@ def load_folder(
     channels: int | None = None,
     classes: Sequence[str | int] | None = None,
 ) -> FolderImages:
-    """Loads every PNG/JPEG under `path` into memory.
+    """Loads every PNG/JPEG under `path` into memory (16-bit PNGs scaled to 8 bits).
 
     If `path` has sub-folders that hold images, each sub-folder (sorted by name) is a
     class and its images (found recursively) are labelled with its index; images lying

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data.classes import resolve_classes
-from zoo.errors import UsageError
+from zoo.errors import UsageError, first_line
 
 # Elements are shuffled through a buffer this large (the split is not in memory).
 SHUFFLE_BUFFER = 4096
@@ -84,15 +84,16 @@ def open_tfds(
         unknown class.
     """
     import tensorflow_datasets as tfds  # Slow import, only for tfds: specs.
+    from google.protobuf import json_format
 
     try:
         builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)
+        features = builder.info.features
     except tfds.core.registered.DatasetNotFoundError as e:
         raise UsageError(f"unknown TFDS dataset {name!r}; see the TFDS catalog for names") from e
-    except (ValueError, AssertionError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"cannot open TFDS dataset {name!r}: {first_line}") from e
-    features = builder.info.features
+    except (ValueError, AssertionError, json_format.ParseError) as e:
+        # A damaged dataset_info.json or features.json under data_dir lands here too.
+        raise UsageError(f"cannot open TFDS dataset {name!r}: {first_line(e)}") from e
     if "image" not in features:
         raise UsageError(f"TFDS dataset {name!r} has no 'image' feature")
     image_feature = features["image"]
@@ -114,8 +115,9 @@ def open_tfds(
             f"machine with network (tfds build {name}) or pass --data_dir=DIR holding it"
         ) from e
     except (ValueError, KeyError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"bad split {split!r} for TFDS dataset {name!r}: {first_line}") from e
+        raise UsageError(
+            f"bad split {split!r} for TFDS dataset {name!r}: {first_line(e)}"
+        ) from e
 
     def select(example):
         out = {"image": example["image"]}

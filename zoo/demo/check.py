@@ -115,7 +115,7 @@ def plan(
         from zoo import cli
 
         cli.import_tensorflow_quietly()
-        from zoo.core.text import Tokenizer  # the rule's Python side
+        from zoo.text import Tokenizer  # the rule's Python side
 
         tokens = Tokenizer.from_json(described.tokenizer).tokenize_numpy([text])[0]
         z = latent.sample_z(num or 8, d, seed)

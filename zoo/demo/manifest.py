@@ -28,6 +28,9 @@ KINDS = {
     ("images",): "translation",
 }
 TRANSLATION_SIGNATURES = ("a_to_b", "b_to_a")
+# What `describe` (and the page's describe) reads of a manifest: the server sends only these.
+PAGE_FIELDS = ("name", "family", "step", "signatures", "tflite", "tokenizer")
+PAGE_SUBFIELDS = {"data": ("class_names",), "model_config": ("num_classes",)}
 
 
 @dataclasses.dataclass
@@ -237,6 +240,21 @@ def describe(manifest: Any, name: str) -> Described:
     return described
 
 
+def for_page(manifest: Any) -> Any:
+    """The part of a manifest the page reads (`describe`'s fields), as the server sends it.
+
+    Everything else stays on the machine: the manifest names the checkpoint by its absolute
+    path, and `data` or `model_config` may hold dataset and encoder directories.
+    """
+    if not isinstance(manifest, dict):
+        return manifest
+    page = {k: manifest[k] for k in PAGE_FIELDS if k in manifest}
+    for section, fields in PAGE_SUBFIELDS.items():
+        if isinstance(manifest.get(section), dict):
+            page[section] = {k: manifest[section][k] for k in fields if k in manifest[section]}
+    return page
+
+
 def model_names(export_dir: str) -> list[str]:
     """Names of the `<name>.json` manifests in an export directory, sorted."""
     return sorted(
@@ -246,6 +264,23 @@ def model_names(export_dir: str) -> list[str]:
         and not entry.startswith(".")
         and os.path.isfile(os.path.join(export_dir, entry))
     )
+
+
+def read_manifest(path: str) -> Any:
+    """The parsed JSON file `<name>.json` at `path`.
+
+    Raises:
+      OSError: it cannot be read.
+      UsageError: it is not valid JSON, or nested too deeply to parse.
+    """
+    name = os.path.basename(path)
+    with open(path, "rb") as f:
+        try:
+            return json.load(f)
+        except ValueError as err:
+            raise UsageError(f"{name} is not valid JSON ({err})") from err
+        except RecursionError as err:
+            raise UsageError(f"{name} is nested too deeply to read") from err
 
 
 def load(export_dir: str, name: str | None = None) -> list[Described]:
@@ -281,11 +316,7 @@ def load(export_dir: str, name: str | None = None) -> list[Described]:
     described = []
     for model in names:
         path = os.path.join(export_dir, f"{model}.json")
-        try:
-            with open(path) as f:
-                manifest = json.load(f)
-        except ValueError as err:
-            raise UsageError(f"{model}.json is not valid JSON ({err})") from err
+        manifest = read_manifest(path)
         item = describe(manifest, model)
         for by_signature in item.files.values():
             for file in by_signature.values():

@@ -5,7 +5,8 @@ trained on: the run's `config.json` (beside the checkpoint the manifest names) g
 the domains and the data directory; `--samples_dir` with `a/` and `b/` folders of images replaces
 them. Written as `DIR/a/0.png ...`, `DIR/b/0.png ...`; the server serves the index as
 `/samples/index.json`:
-`{"a": ["a/0.png", ...], "b": [...], "names": {"a": "sandal", "b": "sneaker"}, "source": ...}`.
+`{"a": ["a/0.png", ...], "b": [...], "names": {"a": "sandal", "b": "sneaker"}, "source": ...}`
+(the source names the dataset or folder without its directories: the page is not told paths).
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def domain_source(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _without_directories(name: str) -> str:
+    """A dataset name as the page shows it: `folder:/data/shoes` becomes `folder:shoes`."""
+    return re.sub(r"(?<=folder:)[^|\[\]]*", lambda m: os.path.basename(m[0].rstrip("/")), name)
+
+
 def _save(image: np.ndarray, path: str) -> None:
     pixels = np.clip(np.rint((image.astype(np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -101,7 +107,8 @@ def write_dataset_samples(described: Described, out_dir: str, count: int = 4) ->
             f"no test images for {described.name} ({err}); give "
             "--samples_dir=DIR with a/ and b/ images"
         ) from err
-    index: dict[str, Any] = {"a": [], "b": [], "names": {}, "source": f"{info.name}, test split"}
+    source = f"{_without_directories(info.name)}, test split"
+    index: dict[str, Any] = {"a": [], "b": [], "names": {}, "source": source}
     for key, batch, domain in (("a", a, source["domain_a"]), ("b", b, source["domain_b"])):
         for i, image in enumerate(np.asarray(batch)):
             _save(image, os.path.join(out_dir, key, f"{i}.png"))
@@ -117,7 +124,8 @@ def index_folder(samples_dir: str) -> dict[str, Any]:
     Raises:
       UsageError: no `a/` or `b/` folder with images.
     """
-    index: dict[str, Any] = {"a": [], "b": [], "names": {}, "source": samples_dir}
+    source = os.path.basename(os.path.normpath(os.path.abspath(samples_dir)))
+    index: dict[str, Any] = {"a": [], "b": [], "names": {}, "source": source}
     for key in ("a", "b"):
         folder = os.path.join(samples_dir, key)
         files = sorted(
@@ -135,14 +143,23 @@ def read_samples(
     samples_dir: str, index: dict[str, Any], shape: list[int]
 ) -> dict[str, np.ndarray]:
     """The index's images as float32 [N, H, W, C] in [-1, 1] per domain, read as the page reads
-    them (resized to H x W; grey = luma 0.299 R + 0.587 G + 0.114 B, exact for grey files)."""
+    them (resized to H x W; grey = luma 0.299 R + 0.587 G + 0.114 B, exact for grey files).
+
+    Raises:
+      UsageError: a file that is not a readable image, or not of the model's size.
+    """
+    from zoo.data.folders import eight_bit  # here: zoo.data brings TensorFlow
+
     height, width, channels = shape
     out = {}
     for key in ("a", "b"):
         images = []
         for file in index[key]:
-            with Image.open(os.path.join(samples_dir, file)) as image:
-                rgb = np.asarray(image.convert("RGB"))
+            try:
+                with Image.open(os.path.join(samples_dir, file)) as image:
+                    rgb = np.asarray(eight_bit(image).convert("RGB"))
+            except (OSError, ValueError, SyntaxError) as err:
+                raise UsageError(f"--samples_dir: {file} is not a readable image ({err})") from err
             if rgb.shape[:2] != (height, width):
                 raise UsageError(
                     f"{file} is {rgb.shape[1]}x{rgb.shape[0]}, not {width}x{height}: "

@@ -4,6 +4,11 @@
 /export/<file>       the export directory's <name>.json and *.tflite (nothing else)
 /samples/<path>      test images of each domain (image-to-image models), if any
 /api/models.json     [{"name", "family"}] of the manifests in the export directory
+
+A `<name>.json` is served as the page reads it (`manifest.for_page`): no paths of the machine.
+Requests must name the server in `Host` (127.0.0.1, localhost or [::1] with its port), so a
+page of another site cannot reach it through DNS rebinding; an idle connection is closed after
+`IDLE_TIMEOUT_SECONDS`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ WEB_DIR = os.path.join(REPO, "demo", "web")
 DIST_DIR = os.path.join(WEB_DIR, "dist")
 EXPORT_SUFFIXES = (".json", ".tflite")
 BUILD_HINT = "cd demo/web && npm ci && npm run build"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+IDLE_TIMEOUT_SECONDS = 30.0
 
 
 def _newest_source_mtime() -> float:
@@ -91,13 +98,45 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
     def _not_found(self) -> None:
         self._send(404, b"not found\n", "text/plain; charset=utf-8")
 
-    def _file(self, root: str, relative: str) -> None:
+    def _refused(self, status: int, why: str) -> None:
+        self._send(status, f"{why}\n".encode(), "text/plain; charset=utf-8")
+
+    def _host_is_local(self) -> bool:
+        port = self.server.server_address[1]
+        host = (self.headers.get("Host") or "").strip().lower()
+        allowed = {f"{name}:{port}" for name in LOCAL_HOSTS}
+        if port == 80:
+            allowed.update(LOCAL_HOSTS)
+        return host in allowed
+
+    def _manifest(self, file: str) -> None:
+        path = self._inside(self.export_dir, file)
+        if path is None:
+            return self._not_found()
+        try:
+            body = json.dumps(manifest_lib.for_page(manifest_lib.read_manifest(path))).encode()
+        except OSError:
+            return self._not_found()
+        except UsageError:  # the page reports the broken file itself
+            return self._file(self.export_dir, file)
+        self._send(200, body, "application/json")
+
+    @staticmethod
+    def _inside(root: str, relative: str) -> str | None:
+        """The file `root/relative` if it exists and does not lead out of `root`, else None."""
         root = os.path.realpath(root)
         path = os.path.realpath(os.path.join(root, relative))
-        if not path.startswith(root + os.sep) or not os.path.isfile(path):
+        return path if path.startswith(root + os.sep) and os.path.isfile(path) else None
+
+    def _file(self, root: str, relative: str) -> None:
+        path = self._inside(root, relative)
+        if path is None:
             return self._not_found()
-        with open(path, "rb") as f:
-            body = f.read()
+        try:
+            with open(path, "rb") as f:
+                body = f.read()
+        except OSError:
+            return self._not_found()
         content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
         if path.endswith(".wasm"):
             content_type = "application/wasm"
@@ -106,7 +145,11 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
         self._send(200, body, content_type)
 
     def do_GET(self) -> None:
+        if not self._host_is_local():
+            return self._refused(421, "this server answers for 127.0.0.1 and localhost only")
         path = unquote(urlsplit(self.path).path)
+        if "\x00" in path:
+            return self._refused(400, "bad path")
         if path in ("/", "/index.html"):
             return self._file(self.dist_dir, "index.html")
         if path == "/api/models.json":
@@ -114,17 +157,16 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
             for name in manifest_lib.model_names(self.export_dir):
                 family = None  # an unreadable manifest is listed; the page says what is wrong
                 path_json = os.path.join(self.export_dir, f"{name}.json")
-                with (
-                    contextlib.suppress(OSError, ValueError, AttributeError),
-                    open(path_json) as f,
-                ):
-                    family = json.load(f).get("family")
+                with contextlib.suppress(OSError, UsageError, AttributeError):
+                    family = manifest_lib.read_manifest(path_json).get("family")
                 models.append({"name": name, "family": family})
             return self._send(200, json.dumps(models).encode(), "application/json")
         if path.startswith("/export/"):
             file = path[len("/export/") :]
             if "/" in file or not file.endswith(EXPORT_SUFFIXES) or file.startswith("."):
                 return self._not_found()
+            if file.endswith(".json"):
+                return self._manifest(file)
             return self._file(self.export_dir, file)
         if path == "/samples/index.json" and self.samples_index is not None:
             return self._send(200, json.dumps(self.samples_index).encode(), "application/json")
@@ -159,6 +201,7 @@ def serving(
         "export_dir": os.path.abspath(export_dir),
         "samples_dir": os.path.abspath(samples_dir) if samples_dir else None,
         "samples_index": samples_index,
+        "timeout": IDLE_TIMEOUT_SECONDS,  # socketserver's per-connection socket timeout
     }
     handler = type("BoundDemoHandler", (DemoHandler,), attributes)
     try:

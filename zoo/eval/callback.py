@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
+import keras
 import tensorflow as tf
 
 from zoo.core.callbacks import StepCallback, write_metrics
-from zoo.eval.evaluate import Evaluator
 
 
 class EvalCallback(StepCallback):
@@ -21,7 +22,8 @@ class EvalCallback(StepCallback):
     affected beyond waiting for the chief's next step.
 
     Args:
-      evaluator: computes the metrics (loads its feature network on first use).
+      evaluate: (model, num_samples, seed) -> metrics: the family task's `evaluate` with the
+        run's `Evaluator` (which loads its feature network on first use).
       path: the run's `metrics.jsonl`.
       writer: the run's TensorBoard writer (or None).
       initial_step: the model's step when training (re)starts.
@@ -32,7 +34,7 @@ class EvalCallback(StepCallback):
 
     def __init__(
         self,
-        evaluator: Evaluator,
+        evaluate: Callable[[keras.Model, int, int], dict],
         path: str | None,
         writer: tf.summary.SummaryWriter | None,
         initial_step: int,
@@ -41,7 +43,7 @@ class EvalCallback(StepCallback):
         seed: int = 0,
     ) -> None:
         super().__init__(initial_step)
-        self.evaluator = evaluator
+        self.evaluate_model = evaluate
         self.path = path
         self.writer = writer
         self.every = every
@@ -52,7 +54,7 @@ class EvalCallback(StepCallback):
 
     def evaluate(self, step: int) -> dict:
         """Evaluates the model now and records the result as the metrics of `step`."""
-        values = self.evaluator(self.model, self.num_samples, self.seed)
+        values = self.evaluate_model(self.model, self.num_samples, self.seed)
         record = write_metrics(self.path, self.writer, step, values, prefix="eval/")
         if self._print:
             shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())

@@ -29,8 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.core.io import atomic_path, atomic_write_json, read_json
-from zoo.errors import UsageError
+from zoo.errors import UsageError, first_line
+from zoo.io import atomic_path, atomic_write_json, read_json
 
 CLASSIFIER_DATASETS = ("fashion_mnist", "mnist")
 CLASSIFIER_IMAGE_SIZE = 28
@@ -237,7 +237,7 @@ def load_classifier(
         model = keras.saving.load_model(model_path, compile=False)
     except (OSError, ValueError) as err:
         raise UsageError(
-            f"cannot load {model_path} ({str(err).splitlines()[0] if str(err) else err!r}); "
+            f"cannot load {model_path} ({first_line(err)}); "
             f"retrain it with: python -m zoo.eval.classifier --dataset={name}"
         ) from err
     return model, info
@@ -347,8 +347,9 @@ def inception_extractor(
             input_shape=(image_size, image_size, 3),
         )
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-        raise UsageError(f"--inception_weights: cannot load {weights_path}: {first}") from err
+        raise UsageError(
+            f"--inception_weights: cannot load {weights_path}: {first_line(err)}"
+        ) from err
     return FeatureExtractor(network, image_size=image_size, channels=3, name="inception_v3")
 
 

@@ -11,9 +11,8 @@ What is measured depends on the data a run was trained on:
 - other image datasets readable into memory (`folder:PATH`) when InceptionV3 weights are
   given: the feature metrics only.
 
-A family whose outputs are not samples of the dataset (image-to-image translation) defines
-`evaluation_metrics(evaluator, num_samples, seed) -> dict` and computes its own (e.g. with
-`metrics.translation_accuracy` and `metrics.cycle_error` and `evaluator.extractor`).
+A family whose outputs are not samples of the dataset (image-to-image translation) scores them
+in its task's `evaluate(model, evaluator, num_samples, seed)` (`zoo.eval.translation`).
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from zoo import data as zoo_data
+from zoo.core.latent import sample_z
 from zoo.errors import UsageError
 from zoo.eval import metrics
 from zoo.eval.classifier import FeatureExtractor, canonical_dataset, inception_extractor
@@ -44,7 +44,7 @@ def check_evaluable(rc: Any, inception_weights: str | None = None) -> None:
     """Raises `UsageError` unless the zoo has metrics for the run's dataset.
 
     Args:
-      rc: a `zoo.train.RunConfig` (its `dataset` is read).
+      rc: a `zoo.run.RunConfig` (its `dataset` is read).
       inception_weights: a local InceptionV3 weights file, if any.
     """
     dataset = rc.dataset
@@ -88,7 +88,7 @@ class Evaluator:
     during training pays for them once.
 
     Args:
-      rc: the run's `zoo.train.RunConfig` (dataset, data_dir, classes).
+      rc: the run's `zoo.run.RunConfig` (dataset, data_dir, classes).
       inception_weights: local InceptionV3 weights: its pool features replace the
         classifier's for fd, kid, precision and recall.
       classifier_options: passed to `load_classifier` when the classifier must be trained
@@ -124,7 +124,8 @@ class Evaluator:
             return "inception_v3"
         return f"{canonical_dataset(self.dataset)}_classifier"
 
-    def _load_networks(self) -> None:
+    def load_networks(self) -> None:
+        """Loads the feature network (and the classifier) on first use."""
         if self.extractor is not None:
             return
         if canonical_dataset(self.dataset) is not None:
@@ -160,7 +161,7 @@ class Evaluator:
         """Features of `real_images(num, shape)` (cached per size and shape)."""
         key = (num, tuple(shape))
         if key not in self._real:
-            self._load_networks()
+            self.load_networks()
             self._real[key] = self.extractor.features(self.real_images(num, shape))
         return self._real[key]
 
@@ -171,11 +172,6 @@ class Evaluator:
           A dict of metric name -> float (int for `modes_covered`); NaN when the generator
           produced non-finite samples.
         """
-        family_metrics = getattr(model, "evaluation_metrics", None)
-        if callable(family_metrics):
-            if not self.toy:
-                self._load_networks()
-            return dict(family_metrics(self, num_samples, seed))
         samples, inputs = generate_samples(model, num_samples, seed)
         if self.toy:
             centres, std = zoo_data.toy_modes(self.dataset)
@@ -191,7 +187,7 @@ class Evaluator:
                 f"{samples.shape[1:]} samples"
             )
         names = ["fd", "kid", "kid_std", "precision", "recall"]
-        self._load_networks()
+        self.load_networks()
         if self.classifier is not None:
             names += ["inception_score", "inception_score_std"]
         finite = _finite_rows(samples)
@@ -222,41 +218,6 @@ class Evaluator:
         return result
 
 
-def translation_metrics(
-    evaluator: Evaluator,
-    a: np.ndarray,
-    b: np.ndarray,
-    a_to_b: Any,
-    b_to_a: Any,
-    class_b: int | None = None,
-) -> dict[str, float]:
-    """Metrics of an image-to-image model (A → B) for a family's `evaluation_metrics`.
-
-    Args:
-      evaluator: gives the feature network (and the classifier for translation accuracy).
-      a, b: real images of domains A and B in [-1, 1].
-      a_to_b, b_to_a: the two generators, images -> images (numpy or tensors).
-      class_b: the classifier's class of domain B (e.g. the index of `--domain_b`).
-
-    Returns:
-      `cycle_error` (mean |F(G(a)) − a|), `fd` of G(a) against b in the evaluator's
-      features, and `translation_accuracy` (G(a) classified as `class_b`) when the
-      evaluator has a classifier and `class_b` is given.
-    """
-    fake_b = np.asarray(a_to_b(a), np.float32)
-    cycled = np.asarray(b_to_a(fake_b), np.float32)
-    result = {"cycle_error": metrics.cycle_error(a, cycled)}
-    evaluator._load_networks()
-    result["fd"] = metrics.frechet_distance_from_activations(
-        evaluator.extractor.features(b), evaluator.extractor.features(fake_b)
-    )
-    if class_b is not None and evaluator.classifier is not None:
-        result["translation_accuracy"] = metrics.translation_accuracy(
-            evaluator.classifier.probabilities(fake_b), class_b
-        )
-    return result
-
-
 def evaluate_model(
     model: Any,
     rc: Any,
@@ -269,7 +230,7 @@ def evaluate_model(
 
     Args:
       model: a ganzoo `GAN` (weights loaded).
-      rc: the run's `zoo.train.RunConfig`.
+      rc: the run's `zoo.run.RunConfig`.
       num_samples: generated samples (and at most as many real images).
       seed: seed of the generator inputs and the KID subsets.
       inception_weights: local InceptionV3 weights for the feature metrics.
@@ -292,7 +253,7 @@ class ExportedSampler:
     a class-conditional export also gets uniformly drawn `label`s.
 
     Args:
-      generator: an `export.loader.ExportedGenerator` (`serving_default`).
+      generator: an `zoo.exported.ExportedGenerator` (`serving_default`).
       num_classes: classes of the dataset (for a `label` input).
 
     Raises:
@@ -314,7 +275,7 @@ class ExportedSampler:
 
     def sample_inputs(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
-        inputs = {"z": rng.standard_normal((num, self.latent_dim)).astype("float32")}
+        inputs = {"z": sample_z(num, self.latent_dim, rng)}
         if "label" in self.generator.inputs:
             inputs["label"] = rng.integers(0, self.num_classes, num).astype("int32")
         return inputs
@@ -329,7 +290,7 @@ def load_exported(export_dir: str) -> tuple[ExportedSampler, Any, int]:
     Reads `OUT/<name>.json` beside it for the dataset it was trained on and its step.
 
     Returns:
-      (sampler, a `zoo.train.RunConfig` with the dataset, the exported step).
+      (sampler, a `zoo.run.RunConfig` with the dataset, the exported step).
 
     Raises:
       UsageError: no export or JSON there, or a generator that is not fed z.
@@ -337,8 +298,8 @@ def load_exported(export_dir: str) -> tuple[ExportedSampler, Any, int]:
     import os
 
     import zoo
-    from zoo.core.io import read_json
-    from zoo.train import RunConfig
+    from zoo.io import read_json
+    from zoo.run import RunConfig
 
     path = os.path.normpath(os.path.expanduser(export_dir))
     name = os.path.basename(path).split(".")[0]
@@ -351,6 +312,8 @@ def load_exported(export_dir: str) -> tuple[ExportedSampler, Any, int]:
         step = int(manifest["step"])
     except (KeyError, TypeError, ValueError) as err:
         raise UsageError(f"{json_path} does not describe a zoo export: missing {err}") from err
-    num_classes = len((manifest.get("data") or {}).get("class_names") or [])
+    data = manifest.get("data")
+    class_names = data.get("class_names") if isinstance(data, dict) else None
+    num_classes = len(class_names) if isinstance(class_names, list) else 0
     sampler = ExportedSampler(zoo.load_generator(path), num_classes)
     return sampler, RunConfig(dataset=dataset), step

@@ -11,7 +11,6 @@ players see the data's class frequencies.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -20,6 +19,8 @@ import tensorflow as tf
 
 from zoo import registry
 from zoo.core.gan import GAN
+from zoo.core.images import image_grid, label_rows
+from zoo.core.latent import sample_z
 from zoo.core.layers import OneHot, SpatialTile, maybe_spectral_norm
 from zoo.core.networks import (
     ConvNetConfig,
@@ -27,7 +28,10 @@ from zoo.core.networks import (
     dcgan_generator_trunk,
     dcgan_logits,
 )
+from zoo.data import DatasetInfo, make_dataset, resolve_classes
 from zoo.errors import UsageError
+from zoo.models.task import SignatureTable, Task, dataset_options
+from zoo.run import RunConfig
 
 CONDITIONINGS = ("projection", "concat")
 
@@ -67,7 +71,6 @@ class CGANConfig(ConvNetConfig):
             raise UsageError(f"{len(self.class_names)} class_names for {self.num_classes} classes")
 
 
-@registry.register("cgan")
 class CGAN(GAN):
     """Class-conditional DCGAN; the shared `train_step` with labels as the condition."""
 
@@ -77,35 +80,6 @@ class CGAN(GAN):
         if config.num_classes < 1:
             raise UsageError("cgan needs num_classes >= 1 (train on a labelled dataset)")
         super().__init__(config, seed=seed, **kwargs)
-
-    @classmethod
-    def adapt_config(cls, config: CGANConfig, info: Any) -> CGANConfig:
-        """Takes the number and names of classes from the data (original class indices)."""
-        names = tuple(info.class_names or ())
-        if not names:
-            raise UsageError(f"cgan needs a labelled dataset; {info.name} has no classes")
-        if config.num_classes not in (0, len(names)):
-            raise UsageError(f"num_classes={config.num_classes} but {info.name} has {len(names)}")
-        return dataclasses.replace(config, num_classes=len(names), class_names=names)
-
-    @classmethod
-    def training_dataset(
-        cls, rc: Any, config: CGANConfig, *, batch_size: int, start_step: int
-    ) -> tuple[tf.data.Dataset, Any]:
-        """(images, labels) batches of `rc.dataset`."""
-        from zoo import data as zoo_data
-
-        return zoo_data.make_dataset(
-            rc.dataset,
-            batch_size=batch_size,
-            seed=rc.seed,
-            start_step=start_step,
-            data_dir=rc.data_dir,
-            image_size=config.image_size,
-            channels=config.channels,
-            classes=list(rc.classes) or None,
-            with_labels=True,
-        )
 
     # -- networks ---------------------------------------------------------------------------
     def build_generator(self) -> keras.Model:
@@ -154,7 +128,7 @@ class CGAN(GAN):
             raise ValueError("cgan's discriminator needs the labels (condition=)")
         return self.discriminator([x, condition], training=training)
 
-    # -- sampling and export ----------------------------------------------------------------
+    # -- sampling ----------------------------------------------------------------
     def sample_inputs(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
         """z ~ N(0, I) and labels cycling through the classes (0, 1, ..., K-1, 0, ...)."""
         inputs = super().sample_inputs(num, seed)
@@ -166,29 +140,55 @@ class CGAN(GAN):
         label = tf.convert_to_tensor(inputs["label"], tf.int32)
         return tf.cast(self.generator([z, label], training=False), tf.float32)
 
+
+@registry.register("cgan")
+class CGANTask(Task):
+    """The cGAN's run side: labelled data, a row per class, `z` + `label` served."""
+
+    model_class = CGAN
+
+    def adapt_config(self, config: CGANConfig, info: DatasetInfo) -> CGANConfig:
+        """Takes the number and names of classes from the data (original class indices)."""
+        config = super().adapt_config(config, info)
+        names = tuple(info.class_names or ())
+        if not names:
+            raise UsageError(f"cgan needs a labelled dataset; {info.name} has no classes")
+        if config.num_classes not in (0, len(names)):
+            raise UsageError(f"num_classes={config.num_classes} but {info.name} has {len(names)}")
+        return dataclasses.replace(config, num_classes=len(names), class_names=names)
+
+    def training_dataset(
+        self, rc: RunConfig, config: CGANConfig, *, batch_size: int, start_step: int
+    ) -> tuple[tf.data.Dataset, DatasetInfo]:
+        """(images, labels) batches of `rc.dataset`."""
+        return make_dataset(
+            rc.dataset,
+            image_size=config.image_size,
+            channels=config.channels,
+            with_labels=True,
+            **dataset_options(rc, batch_size=batch_size, start_step=start_step),
+        )
+
     def sample_picture(
-        self, num: int, rc: Any = None, centres: np.ndarray | None = None
+        self, model: CGAN, num: int, rc: RunConfig | None = None, centres: np.ndarray | None = None
     ) -> np.ndarray:
         """One row per class (the trained ones when `--classes` kept some), labelled by name."""
-        from zoo.core.images import image_grid, label_rows
-        from zoo.data import resolve_classes
-
         del centres
-        c = self.config
+        c = model.config
         names = list(c.class_names) or [str(i) for i in range(c.num_classes)]
         classes = list(range(c.num_classes))
         if rc is not None and rc.classes:
             classes = resolve_classes(list(rc.classes), names)
         columns = max(4, min(10, num // len(classes)))
-        z = super().sample_inputs(columns, seed=0)["z"]
+        z = sample_z(columns, c.latent_dim, seed=0)
         inputs = {
             "z": np.tile(z, (len(classes), 1)),
             "label": np.repeat(np.asarray(classes, "int32"), columns),
         }
-        grid = image_grid(np.asarray(self.generate(inputs)), columns=columns)
+        grid = image_grid(np.asarray(model.generate(inputs)), columns=columns)
         return label_rows(grid, [names[i] for i in classes], rows=len(classes))
 
-    def serving_signatures(self) -> dict[str, tuple[Callable[..., dict], dict[str, tf.TensorSpec]]]:
+    def serving_signatures(self, model: CGAN) -> SignatureTable:
         """`z` float32 [B, latent] and `label` int32 [B] -> `images`.
 
         A label outside [0, num_classes) fails the request with a message naming the range
@@ -196,7 +196,7 @@ class CGAN(GAN):
         zero embedding). TFLite has no assertion op: there the invocation fails in GATHER
         ("gather index out of bounds"), for negative labels too.
         """
-        c = self.config
+        c = model.config
         specs = {
             "z": tf.TensorSpec([None, c.latent_dim], tf.float32, name="z"),
             "label": tf.TensorSpec([None], tf.int32, name="label"),
@@ -213,6 +213,6 @@ class CGAN(GAN):
                 # TFLite drops the assertions, and its GATHER fails on an index >= K but reads
                 # a negative one; mapping negatives to K makes both out-of-range cases fail.
                 label = tf.where(label < 0, c.num_classes, label)
-            return {"images": tf.cast(self.generator([z, label], training=False), tf.float32)}
+            return {"images": tf.cast(model.generator([z, label], training=False), tf.float32)}
 
         return {"serving_default": (generate, specs)}

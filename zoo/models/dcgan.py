@@ -19,6 +19,7 @@ from zoo.core.networks import (
     dcgan_generator_trunk,
     dcgan_logits,
 )
+from zoo.models.task import Task
 
 
 @dataclasses.dataclass
@@ -35,7 +36,6 @@ class DCGANConfig(ConvNetConfig):
     loss: str = "non_saturating"
 
 
-@registry.register("dcgan")
 class DCGAN(GAN):
     """Deep convolutional GAN; trains with the shared unconditional `train_step`."""
 
@@ -50,3 +50,10 @@ class DCGAN(GAN):
         images = keras.Input((c.image_size, c.image_size, c.channels), name="images")
         logits = dcgan_logits(dcgan_discriminator_trunk(images, c), c)
         return keras.Model(images, logits, name="discriminator")
+
+
+@registry.register("dcgan")
+class DCGANTask(Task):
+    """DCGAN's run side: the shared defaults (the run's images, a z-only signature)."""
+
+    model_class = DCGAN

@@ -24,7 +24,9 @@ from zoo.core.config import GANConfig
 from zoo.core.gan import GAN
 from zoo.core.layers import maybe_spectral_norm
 from zoo.core.schedules import ConstantThenLinearDecay
+from zoo.data import TOY_NAMES, DatasetInfo
 from zoo.errors import UsageError
+from zoo.models.task import Task
 
 # The defaults on vectors (the toys), in place of the MNIST ones. The settings follow
 # the 2-D experiments of Unrolled GAN, VEEGAN and PacGAN (a low-dimensional z, MLPs of a few
@@ -45,7 +47,7 @@ VECTOR_DEFAULTS: dict[str, Any] = {
 class VanillaGANConfig(GANConfig):
     """Defaults of the MNIST experiment on images, of the toy experiments on vectors.
 
-    A run on a toy dataset starts from `VanillaGAN.default_config(dataset)` (these fields with
+    A run on a toy dataset starts from `VanillaGANTask.default_config(dataset)` (these fields with
     `VECTOR_DEFAULTS` in place) and applies the command line's overrides to it, so an override
     always wins; the run's `config.json` records the values it trained with.
 
@@ -73,20 +75,10 @@ class VanillaGANConfig(GANConfig):
     pack: int = 1
 
 
-@registry.register("gan")
 class VanillaGAN(GAN):
     """MLP GAN; `train_step` is the shared unconditional game with D seeing packed samples."""
 
     config_class = VanillaGANConfig
-    supports_vectors = True
-
-    @classmethod
-    def default_config(cls, dataset: str) -> VanillaGANConfig:
-        """The MNIST experiment's defaults; on the toys, `VECTOR_DEFAULTS` in their place."""
-        from zoo.data import TOY_NAMES
-
-        config = VanillaGANConfig()
-        return dataclasses.replace(config, **VECTOR_DEFAULTS) if dataset in TOY_NAMES else config
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -132,3 +124,36 @@ class VanillaGAN(GAN):
         """Flattens and packs `pack` consecutive samples into one discriminator input."""
         width = self.config.pack * math.prod(self.data_shape)
         return self.discriminator(tf.reshape(x, [-1, width]), training=training)
+
+
+@registry.register("gan")
+class VanillaGANTask(Task):
+    """The vanilla GAN's run side: images or toy vectors, toy defaults on the toys."""
+
+    model_class = VanillaGAN
+    data_kinds = ("image", "vector")
+
+    def default_config(self, dataset: str) -> VanillaGANConfig:
+        """The MNIST experiment's defaults; on the toys, `VECTOR_DEFAULTS` in their place."""
+        config = VanillaGANConfig()
+        return dataclasses.replace(config, **VECTOR_DEFAULTS) if dataset in TOY_NAMES else config
+
+    def check_batch(self, config: VanillaGANConfig, per_replica_batch: int) -> None:
+        """PacGAN packs `pack` samples into one D input: a replica's batch must divide."""
+        if config.pack > 1 and per_replica_batch % config.pack:
+            raise UsageError(
+                f"per-replica batch {per_replica_batch} is not a multiple of pack={config.pack}"
+            )
+
+    def adapt_config(self, config: VanillaGANConfig, info: DatasetInfo) -> VanillaGANConfig:
+        """Toy data fix `data_dim` (the vector size); images need it 0."""
+        config = super().adapt_config(config, info)
+        if info.kind == "vector":
+            if config.data_dim not in (0, info.shape[0]):
+                raise UsageError(f"data_dim={config.data_dim} but {info.name} has {info.shape[0]}")
+            return dataclasses.replace(config, data_dim=info.shape[0])
+        if config.data_dim:
+            raise UsageError(
+                f"data_dim={config.data_dim} is for toy data; {info.name} holds images"
+            )
+        return config

@@ -11,10 +11,10 @@ final convolution give the logit.
   real image for it; t2 is the step's mismatching text (another image of another class).
 
 Text comes as raw captions (a tokenizer and a text encoder pretrained with a joint embedding
-against images, `zoo.core.text`, frozen unless `finetune_text_encoder`) or as precomputed
+against images, `zoo.text`, frozen unless `finetune_text_encoder`) or as precomputed
 embeddings (`--dataset=embeddings:PATH.npz`, K embeddings per image as CUB/Oxford-102 ship);
 that text side, the caption data and the string/token/embedding exports are shared with
-StackGAN in `zoo.core.text_conditioning`.
+StackGAN in `zoo.models.text_family`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import tensorflow as tf
 
 from zoo import registry
 from zoo.core import losses
-from zoo.core.gan import GAN, replica_mean
+from zoo.core.gan import replica_mean
+from zoo.core.images import image_grid, label_rows
 from zoo.core.layers import SpatialTile, batch_norm, dcgan_init, maybe_spectral_norm
 from zoo.core.networks import (
     ConvNetConfig,
@@ -37,26 +38,10 @@ from zoo.core.networks import (
     dcgan_layout,
     dcgan_logits,
 )
-from zoo.core.text_conditioning import (
-    ATTRIBUTE_COLUMNS,
-    EMBEDDINGS_PREFIX,
-    TEXT_ENCODER_DIR,
-    TextConditionedGAN,
-    TextConfig,
-    ensure_text_encoder,
-)
 from zoo.errors import UsageError
-
-__all__ = [
-    "ATTRIBUTE_COLUMNS",
-    "EMBEDDINGS_PREFIX",
-    "TEXT_ENCODER_DIR",
-    "GANIntCls",
-    "GANIntClsConfig",
-    "build_text_discriminator",
-    "build_text_generator",
-    "ensure_text_encoder",
-]
+from zoo.models.text_family import ATTRIBUTE_COLUMNS, TextConditionedGAN, TextConfig
+from zoo.models.text_task import TextTask
+from zoo.run import RunConfig
 
 
 @dataclasses.dataclass
@@ -115,7 +100,6 @@ def build_text_discriminator(config: Any) -> keras.Model:
     return keras.Model([images, embedding], dcgan_logits(x, c), name="discriminator")
 
 
-@registry.register("gan_int_cls")
 class GANIntCls(TextConditionedGAN):
     """GAN-INT-CLS; the four variants of the paper by `matching_aware` and `interpolation`."""
 
@@ -163,21 +147,28 @@ class GANIntCls(TextConditionedGAN):
         z = tf.convert_to_tensor(inputs["z"], tf.float32)
         return tf.cast(self.generator([z, self.embedding_of(inputs)], training=False), tf.float32)
 
+    def images_from(self, z: tf.Tensor, h: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"images": tf.cast(self.generator([z, h], training=False), tf.float32)}
+
+
+@registry.register("gan_int_cls")
+class GANIntClsTask(TextTask):
+    """GAN-INT-CLS's run side: the shared text task with its picture."""
+
+    model_class = GANIntCls
+
     def sample_picture(
-        self, num: int, rc: Any = None, centres: np.ndarray | None = None
+        self,
+        model: GANIntCls,
+        num: int,
+        rc: RunConfig | None = None,
+        centres: np.ndarray | None = None,
     ) -> np.ndarray:
         """Captions: one row per class, columns "a X", "a dark X", "a light X", "a small X",
         "a large X", "a large, light X" on one z per column. Embeddings: a grid of samples."""
-        from zoo.core.images import image_grid, label_rows
-
         del centres
-        if self.tokenizer is None:
-            inputs = GAN.sample_inputs(self, num, seed=0)
-            inputs["embedding"] = self.data_embeddings(num, rc)
-            return image_grid(np.asarray(self.generate(inputs)))
-        inputs, classes = self.caption_grid_inputs()
-        grid = image_grid(np.asarray(self.generate(inputs)), columns=len(ATTRIBUTE_COLUMNS))
+        inputs, classes = self.picture_inputs(model, num, rc)
+        if classes is None:
+            return image_grid(np.asarray(model.generate(inputs)))
+        grid = image_grid(np.asarray(model.generate(inputs)), columns=len(ATTRIBUTE_COLUMNS))
         return label_rows(grid, classes, rows=len(classes))
-
-    def images_from(self, z: tf.Tensor, h: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"images": tf.cast(self.generator([z, h], training=False), tf.float32)}

@@ -60,6 +60,9 @@ flags.DEFINE_string("dataset", "fashion_mnist", "text_encoder: the captioned dat
 flags.DEFINE_string("data_dir", None, "text_encoder: where the dataset's files are.")
 flags.DEFINE_integer("pretrain_steps", 1000, "text_encoder: joint-embedding steps.")
 flags.DEFINE_integer("output_dim", 128, "text_encoder: size of the text embedding.")
+flags.DEFINE_integer("max_length", 16, "text_encoder: tokens per caption.")
+flags.DEFINE_integer("text_embedding_dim", 64, "text_encoder: size of its word embeddings.")
+flags.DEFINE_integer("text_units", 128, "text_encoder: filters of its convolutions.")
 
 
 def _conditions(takes: Any, num: int) -> dict[str, Any]:
@@ -99,7 +102,7 @@ def _generator() -> tuple[Any, int, str]:
             return generator(z=z, **_conditions(generator.inputs, len(z)))
 
         return generate_export, latent_dim, out_dir
-    from zoo.train import load_trained
+    from zoo.run import load_trained
 
     trained = load_trained(FLAGS.model_dir, FLAGS.checkpoint)
     model = trained.model
@@ -160,8 +163,8 @@ def _run(command: str) -> dict[str, Any]:
         return {"command": command, "picture": _write(picture, out_dir, name)}
     if command == "probe":
         from zoo.errors import UsageError
+        from zoo.run import load_trained
         from zoo.tools.probe import probe
-        from zoo.train import load_trained
 
         if not FLAGS.model_dir:
             raise UsageError("probe needs --model_dir (the discriminator is not exported)")
@@ -186,6 +189,9 @@ def _run(command: str) -> dict[str, Any]:
             data_dir=FLAGS.data_dir,
             steps=FLAGS.pretrain_steps,
             output_dim=FLAGS.output_dim,
+            max_length=FLAGS.max_length,
+            embedding_dim=FLAGS.text_embedding_dim,
+            units=FLAGS.text_units,
             seed=FLAGS.seed,
         )
         return {"command": command, "out": FLAGS.out, **stats}
@@ -193,8 +199,8 @@ def _run(command: str) -> dict[str, Any]:
         import numpy as np
 
         from zoo.errors import UsageError
+        from zoo.run import load_trained
         from zoo.tools.text_tools import caption_interpolation_grid, split_captions
-        from zoo.train import load_trained
 
         if not FLAGS.model_dir:
             raise UsageError("text_interpolate needs --model_dir (the text encoder of the run)")

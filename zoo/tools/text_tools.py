@@ -20,32 +20,42 @@ def pretrain_encoder(
     classes: Sequence[str] | None = None,
     steps: int = 1000,
     output_dim: int = 128,
+    max_length: int = 16,
+    embedding_dim: int = 64,
+    units: int = 128,
     captions_per_image: int = 10,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Pretrains a text encoder on a dataset's captions and saves it to `out_dir`.
 
-    A run starts from it with `--config=text_encoder_dir=OUT_DIR`.
+    A run starts from it with `--config=text_encoder_dir=OUT_DIR` (its `max_length`,
+    `text_embedding_dim`, `text_units` and `embedding_dim` then come from this encoder).
+
+    Args:
+      dataset, data_dir, classes, captions_per_image, seed: the captioned data
+        (`zoo.text.pretrain_and_save`).
+      steps, output_dim, max_length, embedding_dim, units: the pretraining and the encoder's
+        sizes (`zoo.text.pretrain_text_encoder`).
 
     Returns:
       The pretraining statistics (held-out caption retrieval and chance).
     """
-    from zoo.core import text as zoo_text
-    from zoo.data.text import load_caption_arrays
+    from zoo.text import pretrain_and_save
 
-    arrays = load_caption_arrays(
-        dataset, data_dir=data_dir, classes=classes, per_image=captions_per_image, seed=seed
-    )
-    tokenizer, encoder, stats = zoo_text.pretrain_text_encoder(
-        arrays.images,
-        arrays.captions,
-        arrays.labels,
+    _, _, stats = pretrain_and_save(
+        out_dir,
+        dataset,
+        data_dir=data_dir,
+        classes=classes,
+        captions_per_image=captions_per_image,
+        seed=seed,
         steps=steps,
         output_dim=output_dim,
-        seed=seed,
+        max_length=max_length,
+        embedding_dim=embedding_dim,
+        units=units,
         progress=True,
     )
-    zoo_text.save_text_encoder(out_dir, tokenizer, encoder, stats)
     return dict(stats)
 
 

@@ -2,7 +2,7 @@
 // lowercase ASCII A-Z only; every maximal run of characters outside [a-z0-9] becomes one space;
 // split on spaces dropping empty pieces; each word -> its index in the vocabulary (unknown ->
 // oov_id); keep the first max_length ids; pad with pad_id at the end to max_length.
-// The Python side is zoo.core.text (Tokenizer.tokenize_numpy); --check compares the two.
+// The Python side is zoo.text (Tokenizer.tokenize_numpy); --check compares the two.
 
 /** The words of `text` under the rule (before the vocabulary lookup). */
 export function words(text) {

@@ -42,8 +42,8 @@ class ConditioningAugmentation(keras.layers.Layer):
     Call it with a list ``[embedding, epsilon]`` (both [B, ·]; ε of shape [B, condition_dim]),
     always both: pass ``epsilon`` drawn from N(0, I) to sample during training and zeros to get
     ĉ = μ (evaluation and export). It returns the tuple ``(c_hat, mu, log_var)``, each
-    float32 [B, condition_dim]; add :func:`kl_divergence` of ``(mu, log_var)`` to the generator
-    loss.
+    float32 [B, condition_dim]; add :func:`zoo.core.losses.kl_divergence` of ``(mu, log_var)``
+    to the generator loss.
 
     Args:
       condition_dim: size N_c of the condition ĉ (128 in the paper).
@@ -99,24 +99,3 @@ class ConditioningAugmentation(keras.layers.Layer):
             "condition_dim": self.condition_dim,
             "negative_slope": self.negative_slope,
         }
-
-
-def kl_divergence(mu: Any, log_var: Any) -> Any:
-    """Per-example KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − log σ_j² − 1).
-
-    Args:
-      mu: means [B, N_c].
-      log_var: log variances log σ² [B, N_c].
-
-    Returns:
-      float32 [B]: the divergence of each example's Gaussian from the standard normal, in nats
-      (0 exactly when μ = 0 and log σ² = 0). The generator loss adds λ times its mean over the
-      global batch (λ = 1 in StackGAN).
-
-    Reference:
-      Kingma & Welling 2014, appendix B; Zhang et al. 2017 (StackGAN, ICCV), eq. 3-4.
-    """
-    mu = keras.ops.cast(mu, "float32")
-    log_var = keras.ops.cast(log_var, "float32")
-    terms = keras.ops.square(mu) + keras.ops.exp(log_var) - log_var - 1.0
-    return 0.5 * keras.ops.sum(terms, axis=-1)

@@ -60,3 +60,5 @@ def read_json(path: str) -> Any:
             return json.load(f)
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot read {path}: {err}") from err
+    except RecursionError as err:
+        raise UsageError(f"cannot read {path}: nested too deeply to be a zoo file") from err

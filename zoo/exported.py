@@ -83,6 +83,11 @@ class ExportedGenerator:
         return f"ExportedGenerator({self.path!r}, signature={self.signature!r}, {self.inputs})"
 
 
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def _newest_version(directory: str) -> str | None:
     versions = [d for d in os.listdir(directory) if d.isdigit()]
     versions = [d for d in versions if os.path.exists(os.path.join(directory, d, "saved_model.pb"))]
@@ -92,8 +97,13 @@ def _newest_version(directory: str) -> str | None:
 def _load_tflite(path: str, signature: str | None) -> ExportedGenerator:
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=path)
+    try:
+        interpreter = Interpreter(model_path=path)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise UsageError(f"{path} is not a readable TFLite model: {_first_line(err)}") from err
     keys = list(interpreter.get_signature_list())
+    if not keys:
+        raise UsageError(f"{path} has no signatures (export it with python -m export)")
     name = signature or keys[0]
     if name not in keys:
         raise UsageError(f"{path} has no signature {name!r}; it has {', '.join(keys)}")
@@ -108,7 +118,11 @@ def _load_tflite(path: str, signature: str | None) -> ExportedGenerator:
 def _load_saved_model(path: str, signature: str | None) -> ExportedGenerator:
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(path)
+    try:
+        loaded = tf.saved_model.load(path)
+    # IndexError: a truncated variables file ("Read less bytes than requested").
+    except (OSError, ValueError, IndexError, tf.errors.OpError) as err:
+        raise UsageError(f"{path} is not a readable SavedModel: {_first_line(err)}") from err
     name = signature or "serving_default"
     if name not in loaded.signatures:
         raise UsageError(
@@ -140,7 +154,8 @@ def load_generator(path: str, signature: str | None = None) -> ExportedGenerator
       signature: which signature (default `serving_default`, or a TFLite file's only one).
 
     Raises:
-      UsageError: nothing loadable at `path`, or no such signature.
+      UsageError: nothing loadable at `path` (missing, or a corrupt SavedModel or TFLite
+        file), or no such signature.
     """
     path = os.path.expanduser(str(path))
     if path.endswith(".tflite"):

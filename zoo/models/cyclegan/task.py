@@ -1,0 +1,136 @@
+"""CycleGAN's run side: two domains of data, translation pictures, both directions served and
+scored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import registry
+from zoo.core.images import image_grid
+from zoo.data import DatasetInfo, load_domain_images, make_domain_dataset
+from zoo.errors import UsageError
+from zoo.eval.translation import evaluate_translation
+from zoo.models.cyclegan.model import CycleGAN, stand_in_images
+from zoo.models.cyclegan.networks import CycleGANConfig
+from zoo.models.task import SignatureTable, Task, dataset_options
+from zoo.run import RunConfig
+
+SIGNATURES = ("a_to_b", "b_to_a")
+
+
+@registry.register("cyclegan")
+class CycleGANTask(Task):
+    """Unpaired (a, b) data from `--domain_a`/`--domain_b`; rows of a, G(a), F(G(a)), b, F(b),
+    G(F(b)); `a_to_b` (also `serving_default`) and `b_to_a` served; translation metrics."""
+
+    model_class = CycleGAN
+
+    def __init__(self) -> None:
+        self._real: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+    def training_dataset(
+        self, rc: RunConfig, config: CycleGANConfig, *, batch_size: int, start_step: int
+    ) -> tuple[tf.data.Dataset, DatasetInfo]:
+        """Unpaired (a, b) batches from `rc.dataset` and `rc.domain_a` / `rc.domain_b`."""
+        if rc.classes:
+            raise UsageError("cyclegan picks its classes with --domain_a/--domain_b, not --classes")
+        options = dataset_options(rc, batch_size=batch_size, start_step=start_step)
+        del options["classes"]
+        return make_domain_dataset(
+            rc.dataset,
+            domain_a=rc.domain_a,
+            domain_b=rc.domain_b,
+            image_size=config.image_size,
+            channels=config.channels,
+            **options,
+        )
+
+    def real_images(
+        self, model: CycleGAN, num: int, rc: RunConfig | None, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`num` fixed real images of each domain (test split when there is one), at the
+        model's size; smooth random images stand in without a run (`rc=None`)."""
+        if rc is None:
+            return stand_in_images(num, model.data_shape, seed)
+        c = model.config
+        key = (rc.dataset, rc.domain_a, rc.domain_b, rc.data_dir, num, seed, *model.data_shape)
+        if key not in self._real:
+            self._real[key] = load_domain_images(
+                rc.dataset,
+                num,
+                domain_a=rc.domain_a,
+                domain_b=rc.domain_b,
+                seed=seed,
+                data_dir=rc.data_dir,
+                image_size=c.image_size,
+                channels=c.channels,
+            )
+        return self._real[key]
+
+    def evaluate(self, model: CycleGAN, evaluator: object, num_samples: int, seed: int = 0) -> dict:
+        """Translation metrics both ways on real test images of the two domains
+        (`zoo.eval.translation.evaluate_translation`): keys `a_to_b_*` and `b_to_a_*`."""
+        rc = evaluator.rc
+        return evaluate_translation(
+            evaluator,
+            model.generator_ab,
+            model.generator_ba,
+            lambda num: self.real_images(model, num, rc, seed),
+            num_samples,
+        )
+
+    def sample_picture(
+        self,
+        model: CycleGAN,
+        num: int,
+        rc: RunConfig | None = None,
+        centres: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Rows of a, G(a), F(G(a)), b, F(b), G(F(b)) on fixed real test images (num // 6 rows)."""
+        del centres
+        a, b = self.real_images(model, max(1, num // 6), rc)
+        g, f = model.generator_ab, model.generator_ba
+        fake_b = g(a, training=False)
+        fake_a = f(b, training=False)
+        columns = [a, fake_b, f(fake_b, training=False), b, fake_a, g(fake_a, training=False)]
+        tiles = np.stack([np.asarray(tf.cast(x, tf.float32)) for x in columns], axis=1)
+        return image_grid(tiles.reshape(-1, *tiles.shape[2:]), columns=len(columns))
+
+    def representative_inputs(
+        self,
+        model: CycleGAN,
+        num: int,
+        seed: int = 0,
+        rc: RunConfig | None = None,
+        signature: str | None = "a_to_b",
+    ) -> dict[str, np.ndarray]:
+        """Real images of the signature's input domain (A for `a_to_b`, B for `b_to_a`)."""
+        signature = signature or "a_to_b"
+        if signature not in (*SIGNATURES, "serving_default"):
+            raise ValueError(f"cyclegan has no signature {signature!r}")
+        a, b = self.real_images(model, num, rc, seed)
+        return {"images": b if signature == "b_to_a" else a}
+
+    def serving_signatures(self, model: CycleGAN) -> SignatureTable:
+        """`a_to_b` (G, also `serving_default`) and `b_to_a` (F): `images` in, `images` out."""
+        c = model.config
+        spec = {
+            "images": tf.TensorSpec(
+                [None, c.image_size, c.image_size, c.channels], tf.float32, name="images"
+            )
+        }
+
+        def translator(network: keras.Model) -> Callable[..., dict]:
+            def translate(images: tf.Tensor) -> dict[str, tf.Tensor]:
+                return {"images": tf.cast(network(images, training=False), tf.float32)}
+
+            return translate
+
+        return {
+            "a_to_b": (translator(model.generator_ab), dict(spec)),
+            "b_to_a": (translator(model.generator_ba), dict(spec)),
+        }
