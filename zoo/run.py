@@ -173,6 +173,7 @@ class TrainedRun:
       checkpoint: path prefix of the restored checkpoint.
       step: the training step stored in that checkpoint, plus the steps of earlier phases
         for families trained in phases (so a later phase's export has a newer version).
+      warnings: one-line warnings for the user (newer checkpoints that cannot be read).
     """
 
     task: Any
@@ -181,23 +182,21 @@ class TrainedRun:
     saved: dict[str, Any]
     checkpoint: str
     step: int
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
-def _checkpoint_path(directory: str, checkpoint: str | None) -> str:
+def _checkpoint_path(directory: str, checkpoint: str | None) -> tuple[str, str | None]:
+    """The checkpoint to load (by default the newest readable one) and a warning if newer ones
+    cannot be read."""
+    from zoo.core.checkpoint import newest_readable
+
     if checkpoint:
         if os.path.isdir(checkpoint):
-            path = _latest_checkpoint(checkpoint)
-            if not path:
-                raise UsageError(f"no checkpoint in {checkpoint}")
-            return path
+            return newest_readable(checkpoint)
         if not os.path.exists(checkpoint + ".index"):
             raise UsageError(f"no checkpoint at {checkpoint} (no {checkpoint}.index)")
-        return checkpoint
-    directory = os.path.join(directory, "checkpoints")
-    path = _latest_checkpoint(directory)
-    if not path:
-        raise UsageError(f"no checkpoint in {directory}; train the run first")
-    return path
+        return checkpoint, None
+    return newest_readable(os.path.join(directory, "checkpoints"))
 
 
 def _checkpoint_phase(model_dir: str, phases: Sequence[int], checkpoint: str | None) -> int:
@@ -207,8 +206,10 @@ def _checkpoint_phase(model_dir: str, phases: Sequence[int], checkpoint: str | N
         for phase in phases:
             if os.path.realpath(target) == os.path.realpath(checkpoint_dir(model_dir, phase)):
                 return phase
+    from zoo.core.checkpoint import checkpoints_on_disk
+
     for phase in sorted(phases, reverse=True):
-        if _latest_checkpoint(checkpoint_dir(model_dir, phase)):
+        if checkpoints_on_disk(checkpoint_dir(model_dir, phase)):
             return phase
     return min(phases)
 
@@ -218,8 +219,8 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
 
     Args:
       model_dir: the run directory (holds `config.json` and `checkpoints/`).
-      checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest (of
-        the latest phase, for families trained in phases).
+      checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest
+        readable one (of the latest phase, for families trained in phases).
 
     Raises:
       UsageError: not a run directory, no checkpoint, or one that cannot be read or does
@@ -241,7 +242,7 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
 
     from zoo.core.distribute import float32_policy
 
-    path = _checkpoint_path(directory, checkpoint)
+    path, warning = _checkpoint_path(directory, checkpoint)
     with float32_policy():
         model = task.build_model(config, seed=run_config.seed)
     try:
@@ -251,7 +252,7 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
         raise UsageError(f"cannot restore checkpoint {path}: {first_line(err)}") from err
     status.expect_partial()  # optimizers and noise state are for training only
     step = int(model.step.numpy()) + task.steps_before_phase(model)
-    return TrainedRun(task, model, run_config, saved, path, step)
+    return TrainedRun(task, model, run_config, saved, path, step, [warning] if warning else [])
 
 
 def latest_step(model_dir: str, phase: int | None = None) -> int:
