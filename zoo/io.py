@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,9 @@ def readable_by_all(path: str) -> None:
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
 
 
+TEMPORARY_PREFIX = ".tmp-"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     """Yields a temporary path beside `path`; on success it is renamed onto `path` (readable
@@ -26,7 +30,7 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     the old file or the complete new one, never half of one."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=suffix, dir=directory)
     os.close(fd)
     try:
         yield tmp
@@ -36,6 +40,32 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_temporaries(directory: str, suffix: str = "") -> list[str]:
+    """Removes what writers killed mid-write (SIGKILL, power loss) left in `directory` (not
+    below it): `atomic_path` temporaries and, with `suffix`, other entries whose name ends with
+    it (directories too). Only for a directory whose every writer the caller excludes (it holds
+    the run directory's lock): a live writer's temporary would be removed as well.
+
+    Returns:
+      The paths removed.
+    """
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for entry in os.scandir(directory):
+        if not entry.name.startswith(TEMPORARY_PREFIX) and not (
+            suffix and entry.name.endswith(suffix)
+        ):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+        removed.append(entry.path)
+    return removed
 
 
 def atomic_write_text(path: str, text: str) -> None:
