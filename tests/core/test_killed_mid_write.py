@@ -32,8 +32,9 @@ from zoo import train
 model_dir, stall, marker = sys.argv[1:]
 
 def hang(where):
-    with open(marker, "w") as f:
+    with open(marker + ".part", "w") as f:
         f.write(where)
+    os.replace(marker + ".part", marker)
     time.sleep(600)
 
 atomic_path = zoo.io.atomic_path
@@ -130,6 +131,25 @@ def _partial_writes(model_dir):
 @pytest.mark.slow
 def test_runs_killed_inside_each_write_resume_exactly_and_leave_nothing_partial(tmp_path):
     straight = _start(tmp_path, "straight")
+    try:
+        _kill_runs_and_resume(tmp_path)
+    finally:
+        returncode, output = _finish(*straight)
+    assert returncode == 0, output[-3000:]
+    assert "RESULT completed 0 6" in output
+
+    model_dir = tmp_path / "killed"
+    _assert_same(_variables(tmp_path / "straight"), _variables(model_dir))
+    # Step 4's picture, lost with the kill, is drawn when the run resumes from step 4.
+    pictures = sorted(p.name for p in (model_dir / "samples").iterdir())
+    assert pictures == sorted(p.name for p in (tmp_path / "straight" / "samples").iterdir())
+    for name in pictures:
+        picture = (model_dir / "samples" / name).read_bytes()
+        assert picture == (tmp_path / "straight" / "samples" / name).read_bytes(), name
+
+
+def _kill_runs_and_resume(tmp_path):
+    """Kills the run in `tmp_path/killed` inside each write in turn, then lets it finish."""
     model_dir = tmp_path / "killed"
 
     # Killed in the checkpoint of step 4: the shards are written, `ckpt-4` is not.
@@ -140,27 +160,20 @@ def test_runs_killed_inside_each_write_resume_exactly_and_leave_nothing_partial(
 
     # Killed while writing config.json on resume: the complete old one stays.
     before = (model_dir / "config.json").read_text()
-    assert os.path.getsize(_kill_inside(tmp_path, "killed", "config.json")) > 0
+    config = _kill_inside(tmp_path, "killed", "config.json")
     assert (model_dir / "config.json").read_text() == before
 
-    # Killed while writing step 4's picture, just after checkpoint 4.
-    _kill_inside(tmp_path, "killed", "step_00000004.png")
+    assert os.path.getsize(config) > 0
+
+    # Killed while writing step 4's picture, just after checkpoint 4. The runs since the kills
+    # above removed what those left: the unmerged shards and the temporary config.json.
+    picture = _kill_inside(tmp_path, "killed", "step_00000004.png")
     assert "ckpt-4.index" in os.listdir(model_dir / "checkpoints")
-    assert _partial_writes(model_dir), "the kills left no temporary to clean up"
+    assert _partial_writes(model_dir) == [os.path.relpath(picture, model_dir)]
+    assert os.path.getsize(picture) > 0
 
     returncode, output = _finish(*_start(tmp_path, "killed"))
     assert returncode == 0, output[-3000:]
     assert "RESULT completed 4 6" in output
-    returncode, output = _finish(*straight)
-    assert returncode == 0, output[-3000:]
-    assert "RESULT completed 0 6" in output
-
-    _assert_same(_variables(tmp_path / "straight"), _variables(model_dir))
     assert _partial_writes(model_dir) == []
     assert json.loads((model_dir / "config.json").read_text()) == json.loads(before)
-    # Step 4's picture, lost with the kill, is drawn when the run resumes from step 4.
-    pictures = sorted(p.name for p in (model_dir / "samples").iterdir())
-    assert pictures == sorted(p.name for p in (tmp_path / "straight" / "samples").iterdir())
-    for name in pictures:
-        picture = (model_dir / "samples" / name).read_bytes()
-        assert picture == (tmp_path / "straight" / "samples" / name).read_bytes(), name
