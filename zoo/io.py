@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ def readable_by_all(path: str) -> None:
 
 
 TEMPORARY_PREFIX = ".tmp-"
+# `atomic_path`'s names: the prefix, `mkstemp`'s 8 random characters, the suffix.
+_TEMPORARY = re.compile(re.escape(TEMPORARY_PREFIX) + r"[a-z0-9_]{8}(\.[A-Za-z0-9.]+)?")
 
 
 @contextlib.contextmanager
@@ -46,7 +49,8 @@ def remove_temporaries(directory: str, suffix: str = "") -> list[str]:
     """Removes what writers killed mid-write (SIGKILL, power loss) left in `directory` (not
     below it): `atomic_path` temporaries and, with `suffix`, other entries whose name ends with
     it (directories too). Only for a directory whose every writer the caller excludes (it holds
-    the run directory's lock): a live writer's temporary would be removed as well.
+    the run directory's lock): a live writer's temporary would be removed as well. Others'
+    hidden `.tmp-` names (an export's `.tmp-<pid>@<host>-...`) are left alone.
 
     Returns:
       The paths removed.
@@ -55,9 +59,8 @@ def remove_temporaries(directory: str, suffix: str = "") -> list[str]:
         return []
     removed = []
     for entry in os.scandir(directory):
-        if not entry.name.startswith(TEMPORARY_PREFIX) and not (
-            suffix and entry.name.endswith(suffix)
-        ):
+        temporary = _TEMPORARY.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False)
+        if not temporary and not (suffix and entry.name.endswith(suffix)):
             continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)

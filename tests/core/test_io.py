@@ -46,7 +46,8 @@ def test_remove_temporaries_removes_what_killed_writers_left_and_nothing_else(tm
     (tmp_path / "checkpoints" / "ckpt-4_temp").mkdir(parents=True)
     (tmp_path / "checkpoints" / "ckpt-4_temp" / "part-00000-of-00001.index").write_bytes(b"")
     (tmp_path / "checkpoints" / "ckpt-2.index").write_bytes(b"")
-    (tmp_path / ".tmp-config").write_text("{")
+    (tmp_path / ".tmp-c0nf1g_x").write_text("{")
+    (tmp_path / ".tmp-123@vm-7-abc.tflite").write_bytes(b"")  # a live export's staging
     (tmp_path / "tools").mkdir()
     (tmp_path / "tools" / ".tmp-live.png").write_bytes(b"")  # tools take no lock: not ours
     for name in ("config.json", ".lock", "metrics.jsonl"):
@@ -55,7 +56,7 @@ def test_remove_temporaries_removes_what_killed_writers_left_and_nothing_else(tm
     assert remove_temporaries(str(tmp_path / "nowhere")) == []
     removed = remove_partial_writes(str(tmp_path))
     assert sorted(os.path.relpath(p, tmp_path) for p in removed) == [
-        ".tmp-config",
+        ".tmp-c0nf1g_x",
         os.path.join("checkpoints", "ckpt-4_temp"),
         os.path.join("samples", ".tmp-k1ll3d00.png"),
     ]
@@ -66,6 +67,7 @@ def test_remove_temporaries_removes_what_killed_writers_left_and_nothing_else(tm
     )
     assert remaining == [
         ".lock",
+        ".tmp-123@vm-7-abc.tflite",
         os.path.join("checkpoints", "ckpt-2.index"),
         "config.json",
         "metrics.jsonl",
@@ -76,9 +78,9 @@ def test_remove_temporaries_removes_what_killed_writers_left_and_nothing_else(tm
 
 def test_remove_partial_writes_covers_every_phase(tmp_path):
     (tmp_path / "stage2" / "samples").mkdir(parents=True)
-    (tmp_path / "stage2" / "samples" / ".tmp-abc.png").write_bytes(b"")
+    (tmp_path / "stage2" / "samples" / ".tmp-abcdefgh.png").write_bytes(b"")
     (tmp_path / "stage2" / "checkpoints" / "ckpt-6_temp").mkdir(parents=True)
     assert sorted(os.path.relpath(p, tmp_path) for p in remove_partial_writes(str(tmp_path))) == [
         os.path.join("stage2", "checkpoints", "ckpt-6_temp"),
-        os.path.join("stage2", "samples", ".tmp-abc.png"),
+        os.path.join("stage2", "samples", ".tmp-abcdefgh.png"),
     ]
