@@ -45,12 +45,12 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
         raise
 
 
-def remove_temporaries(directory: str, suffix: str = "") -> list[str]:
+def remove_temporaries(directory: str, others: str = "") -> list[str]:
     """Removes what writers killed mid-write (SIGKILL, power loss) left in `directory` (not
-    below it): `atomic_path` temporaries and, with `suffix`, other entries whose name ends with
-    it (directories too). Only for a directory whose every writer the caller excludes (it holds
-    the run directory's lock): a live writer's temporary would be removed as well. Others'
-    hidden `.tmp-` names (an export's `.tmp-<pid>@<host>-...`) are left alone.
+    below it): `atomic_path` temporaries and entries (directories too) whose whole name matches
+    the regular expression `others`. Only for a directory whose every writer the caller excludes
+    (it holds the run directory's lock): a live writer's temporary would be removed as well.
+    Others' hidden `.tmp-` names (an export's `.tmp-<pid>@<host>-...`) are left alone.
 
     Returns:
       The paths removed.
@@ -60,7 +60,7 @@ def remove_temporaries(directory: str, suffix: str = "") -> list[str]:
     removed = []
     for entry in os.scandir(directory):
         temporary = _TEMPORARY.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False)
-        if not temporary and not (suffix and entry.name.endswith(suffix)):
+        if not temporary and not (others and re.fullmatch(others, entry.name)):
             continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)

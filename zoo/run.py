@@ -161,10 +161,16 @@ def write_config(
     atomic_write_json(path, record)
 
 
+# What TensorFlow leaves in a checkpoint directory when killed while saving: shards not yet
+# merged into `ckpt-N`, files of its bundle writer, the state file's temporary.
+_CHECKPOINT_PARTIALS = r"ckpt-\d+_temp|.*\.tempstate\d+|checkpoint\.tmp[0-9a-f]{32}"
+
+
 def remove_partial_writes(model_dir: str) -> list[str]:
     """Removes what a run killed mid-write left in its directory, in every phase: temporaries
-    of `config.json` and of sample pictures, and checkpoint shards never merged into a `ckpt-N`
-    (`checkpoints/ckpt-N_temp/`). Only for the run that holds the directory's lock.
+    of `config.json` and of sample pictures, and of checkpoints (`ckpt-N_temp/` shards never
+    merged into `ckpt-N`, `checkpoint.tmp...` state files never renamed into place). Only for
+    the run that holds the directory's lock.
 
     Returns:
       The paths removed.
@@ -175,7 +181,7 @@ def remove_partial_writes(model_dir: str) -> list[str]:
     removed = remove_temporaries(model_dir)
     for directory in phases:
         removed += remove_temporaries(os.path.join(directory, "samples"))
-        removed += remove_temporaries(os.path.join(directory, "checkpoints"), suffix="_temp")
+        removed += remove_temporaries(os.path.join(directory, "checkpoints"), _CHECKPOINT_PARTIALS)
     return removed
 
 

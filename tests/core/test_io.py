@@ -46,6 +46,9 @@ def test_remove_temporaries_removes_what_killed_writers_left_and_nothing_else(tm
     (tmp_path / "checkpoints" / "ckpt-4_temp").mkdir(parents=True)
     (tmp_path / "checkpoints" / "ckpt-4_temp" / "part-00000-of-00001.index").write_bytes(b"")
     (tmp_path / "checkpoints" / "ckpt-2.index").write_bytes(b"")
+    (tmp_path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"')
+    (tmp_path / "checkpoints" / f"checkpoint.tmp{'0a' * 16}").write_text("")
+    (tmp_path / "checkpoints" / "ckpt-4.index.tempstate123456789").write_bytes(b"")
     (tmp_path / ".tmp-c0nf1g_x").write_text("{")
     (tmp_path / ".tmp-123@vm-7-abc.tflite").write_bytes(b"")  # a live export's staging
     (tmp_path / "tools").mkdir()
@@ -57,6 +60,8 @@ def test_remove_temporaries_removes_what_killed_writers_left_and_nothing_else(tm
     removed = remove_partial_writes(str(tmp_path))
     assert sorted(os.path.relpath(p, tmp_path) for p in removed) == [
         ".tmp-c0nf1g_x",
+        os.path.join("checkpoints", f"checkpoint.tmp{'0a' * 16}"),
+        os.path.join("checkpoints", "ckpt-4.index.tempstate123456789"),
         os.path.join("checkpoints", "ckpt-4_temp"),
         os.path.join("samples", ".tmp-k1ll3d00.png"),
     ]
@@ -68,6 +73,7 @@ def test_remove_temporaries_removes_what_killed_writers_left_and_nothing_else(tm
     assert remaining == [
         ".lock",
         ".tmp-123@vm-7-abc.tflite",
+        os.path.join("checkpoints", "checkpoint"),
         os.path.join("checkpoints", "ckpt-2.index"),
         "config.json",
         "metrics.jsonl",

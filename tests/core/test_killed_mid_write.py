@@ -2,10 +2,11 @@
 a sample PNG or `config.json` resumes and ends with the very weights of a run that was never
 interrupted, and leaves nothing half-written behind.
 
-Each killed run hangs inside one write (hooks installed in its own interpreter before training:
-after the temporary file of `zoo.io.atomic_path` is written but before its rename; after the
-checkpoint's shards are written but before TensorFlow merges them into `ckpt-N`); the test waits
-for the hang, then kills it.
+Each killed run hangs inside one write, through hooks installed in its own interpreter before
+training: after the temporary file of `zoo.io.atomic_path` is written, before its rename; in a
+checkpoint, after `ckpt-N` is written, before TensorFlow's temporary `checkpoint` state file
+that names it is renamed into place. The test waits for the hang, then kills the run. Shards a
+kill leaves unmerged (`ckpt-N_temp/`) are covered in tests/core/test_io.py.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tests.families import REPO, TINY, subprocess_env
 
 _SCRIPT = """
 import contextlib, os, sys, time
-from tensorflow.python.checkpoint import functional_saver
+from tensorflow.python.lib.io import file_io
 import zoo.core.images, zoo.io
 from zoo import run as zoo_run
 from zoo import train
@@ -47,15 +48,16 @@ def slow_atomic_path(path, suffix=""):
             hang(tmp)
 
 zoo.io.atomic_path = zoo.core.images.atomic_path = slow_atomic_path
-merge = functional_saver.gen_io_ops.merge_v2_checkpoints
+rename = file_io.rename
 
-def slow_merge(checkpoint_prefixes, destination_prefix, **kwargs):
-    prefix = destination_prefix.numpy().decode()
-    if os.path.basename(prefix) == stall:
-        hang(prefix)
-    return merge(checkpoint_prefixes, destination_prefix, **kwargs)
+def slow_rename(old, new, overwrite=False):
+    if os.path.basename(new) == "checkpoint":
+        with open(old) as f:
+            if stall == "checkpoint of " + f.readline().split('"')[1]:
+                hang(old)
+    return rename(old, new, overwrite)
 
-functional_saver.gen_io_ops.merge_v2_checkpoints = slow_merge
+file_io.rename = slow_rename
 rc = zoo_run.RunConfig(model="dcgan", dataset={dataset!r}, model_dir=model_dir, train_steps=6,
                        batch_size=8, seed=3, deterministic=True, checkpoint_every=2,
                        sample_every=2, log_every=0)
@@ -124,56 +126,55 @@ def _partial_writes(model_dir):
         os.path.relpath(os.path.join(root, name), model_dir)
         for root, dirs, files in os.walk(model_dir)
         for name in dirs + files
-        if name.startswith(".tmp-") or name.endswith("_temp")
+        if name.startswith(".tmp-") or name.endswith("_temp") or name.startswith("checkpoint.tmp")
     )
 
 
 @pytest.mark.slow
-def test_runs_killed_inside_each_write_resume_exactly_and_leave_nothing_partial(tmp_path):
-    straight = _start(tmp_path, "straight")
+def test_a_run_killed_inside_each_write_resumes_exactly_and_leaves_nothing_partial(tmp_path):
+    straight = _start(tmp_path, "straight")  # beside the killed runs
     try:
-        _kill_runs_and_resume(tmp_path)
+        model_dir = _kill_inside_each_write_then_finish(tmp_path)
     finally:
         returncode, output = _finish(*straight)
     assert returncode == 0, output[-3000:]
     assert "RESULT completed 0 6" in output
 
-    model_dir = tmp_path / "killed"
     _assert_same(_variables(tmp_path / "straight"), _variables(model_dir))
-    # Step 4's picture, lost with the kill, is drawn when the run resumes from step 4.
-    pictures = sorted(p.name for p in (model_dir / "samples").iterdir())
-    assert pictures == sorted(p.name for p in (tmp_path / "straight" / "samples").iterdir())
+    # Step 4's picture, lost with a kill, is drawn when the run resumes from step 4.
+    pictures = sorted(p.name for p in (tmp_path / "straight" / "samples").iterdir())
+    assert sorted(p.name for p in (model_dir / "samples").iterdir()) == pictures
     for name in pictures:
         picture = (model_dir / "samples" / name).read_bytes()
         assert picture == (tmp_path / "straight" / "samples" / name).read_bytes(), name
 
 
-def _kill_runs_and_resume(tmp_path):
-    """Kills the run in `tmp_path/killed` inside each write in turn, then lets it finish."""
+def _kill_inside_each_write_then_finish(tmp_path):
     model_dir = tmp_path / "killed"
+    state = model_dir / "checkpoints" / "checkpoint"
 
-    # Killed in the checkpoint of step 4: the shards are written, `ckpt-4` is not.
-    shards = _kill_inside(tmp_path, "killed", "ckpt-4")
-    assert os.path.isdir(shards + "_temp")
-    checkpoints = sorted(p.name for p in (model_dir / "checkpoints").glob("*.index"))
-    assert checkpoints == ["ckpt-2.index"]
-
-    # Killed while writing config.json on resume: the complete old one stays.
-    before = (model_dir / "config.json").read_text()
-    config = _kill_inside(tmp_path, "killed", "config.json")
-    assert (model_dir / "config.json").read_text() == before
-
-    assert os.path.getsize(config) > 0
-
-    # Killed while writing step 4's picture, just after checkpoint 4. The runs since the kills
-    # above removed what those left: the unmerged shards and the temporary config.json.
-    picture = _kill_inside(tmp_path, "killed", "step_00000004.png")
+    # Killed before the checkpoint state names ckpt-4: the run resumes from ckpt-2.
+    left = _kill_inside(tmp_path, "killed", "checkpoint of ckpt-4")
     assert "ckpt-4.index" in os.listdir(model_dir / "checkpoints")
-    assert _partial_writes(model_dir) == [os.path.relpath(picture, model_dir)]
-    assert os.path.getsize(picture) > 0
+    assert 'model_checkpoint_path: "ckpt-2"' in state.read_text()
+    assert _partial_writes(model_dir) == [os.path.relpath(left, model_dir)]
+
+    # Killed on resume while writing config.json: the complete old one stays.
+    before = (model_dir / "config.json").read_text()
+    left = _kill_inside(tmp_path, "killed", "config.json")
+    assert (model_dir / "config.json").read_text() == before
+    assert os.path.getsize(left) > 0
+    assert _partial_writes(model_dir) == [os.path.relpath(left, model_dir)]
+
+    # Killed while writing step 4's picture, just after ckpt-4.
+    left = _kill_inside(tmp_path, "killed", "step_00000004.png")
+    assert 'model_checkpoint_path: "ckpt-4"' in state.read_text()
+    assert os.path.getsize(left) > 0
+    assert _partial_writes(model_dir) == [os.path.relpath(left, model_dir)]
 
     returncode, output = _finish(*_start(tmp_path, "killed"))
     assert returncode == 0, output[-3000:]
     assert "RESULT completed 4 6" in output
     assert _partial_writes(model_dir) == []
     assert json.loads((model_dir / "config.json").read_text()) == json.loads(before)
+    return model_dir
