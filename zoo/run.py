@@ -32,7 +32,7 @@ from typing import Any
 from zoo import registry
 from zoo.core.config import PRECISIONS, STRATEGIES, config_from_dict, config_to_dict
 from zoo.errors import UsageError, first_line
-from zoo.io import atomic_write_json, read_json
+from zoo.io import atomic_write_json, read_json, remove_temporaries
 
 CONFIG_FILE = "config.json"
 
@@ -159,6 +159,30 @@ def write_config(
         phases = read_json(path).get("stages", {}) if os.path.exists(path) else {}
         record["stages"] = {**phases, str(phase): {"run": run_options, "data": data}}
     atomic_write_json(path, record)
+
+
+# What TensorFlow leaves in a checkpoint directory when killed while saving: shards not yet
+# merged into `ckpt-N`, files of its bundle writer, the state file's temporary.
+_CHECKPOINT_PARTIALS = r"ckpt-\d+_temp|.*\.tempstate\d+|checkpoint\.tmp[0-9a-f]{32}"
+
+
+def remove_partial_writes(model_dir: str) -> list[str]:
+    """Removes what a run killed mid-write left in its directory, in every phase: temporaries
+    of `config.json` and of sample pictures, and of checkpoints (`ckpt-N_temp/` shards never
+    merged into `ckpt-N`, `checkpoint.tmp...` state files never renamed into place). Only for
+    the run that holds the directory's lock.
+
+    Returns:
+      The paths removed.
+    """
+    phases = [model_dir] + [
+        os.path.join(model_dir, name) for name in _listdir(model_dir) if _is_phase_dir(name)
+    ]
+    removed = remove_temporaries(model_dir)
+    for directory in phases:
+        removed += remove_temporaries(os.path.join(directory, "samples"))
+        removed += remove_temporaries(os.path.join(directory, "checkpoints"), _CHECKPOINT_PARTIALS)
+    return removed
 
 
 @dataclasses.dataclass

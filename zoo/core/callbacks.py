@@ -188,9 +188,12 @@ class SampleCallback(StepCallback):
         self.picture = picture
         self.last_written: int | None = None
 
+    def path(self, step: int) -> str:
+        return os.path.join(self.directory, f"step_{step:08d}.png")
+
     def write(self, step: int) -> str:
         picture = self.picture(self.model)
-        path = os.path.join(self.directory, f"step_{step:08d}.png")
+        path = self.path(step)
         save_png(picture, path)
         save_png(picture, os.path.join(self.directory, "latest.png"))
         if self.writer is not None:
@@ -199,6 +202,14 @@ class SampleCallback(StepCallback):
             self.writer.flush()
         self.last_written = step
         return path
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Writes the picture of the step the run resumes from if the run that saved that step
+        was killed before its picture."""
+        step = self.initial_step
+        due = step > 0 and self.crossed(step - 1, step, self.every)
+        if due and not os.path.exists(self.path(step)):
+            self.write(step)
 
     def on_steps(self, previous: int, step: int, logs: dict) -> None:
         if self.crossed(previous, step, self.every):
