@@ -65,6 +65,8 @@ def main(argv: list[str]) -> int:
                 from zoo.run import load_trained
 
                 trained = load_trained(FLAGS.model_dir)
+                for warning in trained.warnings:
+                    print(f"warning: {warning}", file=sys.stderr)
                 model, rc, step = trained.model, trained.run_config, trained.step
                 task = trained.task
             evaluator = Evaluator(rc, inception_weights=FLAGS.inception_weights)

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging
 
 from zoo import cli, registry
-from zoo.errors import TrainingDivergedError, UsageError, WorkerLostError
+from zoo.errors import CheckpointIOError, TrainingDivergedError, UsageError, WorkerLostError
 from zoo.run import RunConfig
 
 FLAGS = flags.FLAGS
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
         result = train.run(cli.dataclass_from_flags(RunConfig), overrides)
     except UsageError as err:
         return cli.fail(err)
-    except (TrainingDivergedError, WorkerLostError) as err:
+    except (TrainingDivergedError, CheckpointIOError, WorkerLostError) as err:
         return cli.fail(err, code=1)
     if result.status == "terminated":
         step = result.step

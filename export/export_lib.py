@@ -495,7 +495,7 @@ def export(
     staging = tempfile.mkdtemp(prefix=f"{staging_prefix()}{version}-", dir=model_root)
     readable_by_all(staging)
     staged_files: dict[str, str] = {}  # final path -> staged temp file
-    warnings: list[str] = []
+    warnings: list[str] = list(trained.warnings)
     try:
         log(f"rebuilt {model.family_name} in float32 from {trained.checkpoint}")
         warmup_count = save_saved_model(trained, signatures, staging, name)

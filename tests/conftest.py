@@ -17,7 +17,13 @@ from tests.families import SHELL_VARIABLES
 
 # Directories whose tests share session fixtures, and files whose tests share module ones.
 SHARED_DIRECTORIES = ("export", "demo", "eval")
-SHARED_FILES = ("test_cli.py", "test_multi_worker.py", "test_tools_cli.py", "test_text.py")
+SHARED_FILES = (
+    "test_cli.py",
+    "test_multi_worker.py",
+    "test_tools_cli.py",
+    "test_text.py",
+    "test_checkpoint_recovery.py",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -17,10 +17,10 @@ import time
 
 import pytest
 
+from tests.families import subprocess_env
 from tests.test_cli import (
     FAST_FAIL_SECONDS,
     GAN,
-    ISOLATED_FROM,
     REPO,
     TRAIN_MAIN,
     assert_usage_error,
@@ -97,7 +97,7 @@ def test_unusable_model_dir_is_one_line_and_fast(tmp_path, kind):
 
 def _start_training(model_dir, *extra: str) -> subprocess.Popen:
     """A long gan run in the background; returns once it is training (metrics written)."""
-    env = {k: v for k, v in os.environ.items() if k not in ISOLATED_FROM}
+    env = subprocess_env()
     proc = subprocess.Popen(
         [sys.executable, TRAIN_MAIN, *GAN, f"--model_dir={model_dir}", *extra],
         cwd=REPO,
@@ -160,7 +160,7 @@ def test_eval_reads_a_run_that_holds_its_lock(tmp_path):
     model_dir = tmp_path / "run"
     code, _, err = train(*GAN, f"--model_dir={model_dir}", "--train_steps=3")
     assert code == 0, err
-    env = {k: v for k, v in os.environ.items() if k not in ISOLATED_FROM}
+    env = subprocess_env()
     with RunDirectoryLock(str(model_dir)):  # as a training run holds it
         result = subprocess.run(
             [

@@ -12,6 +12,12 @@ class TrainingDivergedError(RuntimeError):
     """The losses stayed non-finite; the last good checkpoint is kept (the mains exit 1)."""
 
 
+class CheckpointIOError(Exception):
+    """Checkpoints could not be written, moved or removed (a full disk, permissions): an I/O
+    failure mid-run, one line from the mains and exit code 1. The last good checkpoint is left
+    as it was."""
+
+
 class WorkerLostError(RuntimeError):
     """Another worker of a multi-worker run died or stopped answering (the mains exit 1)."""
 

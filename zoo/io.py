@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +21,11 @@ def readable_by_all(path: str) -> None:
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
 
 
+TEMPORARY_PREFIX = ".tmp-"
+# `atomic_path`'s names: the prefix, `mkstemp`'s 8 random characters, the suffix.
+_TEMPORARY = re.compile(re.escape(TEMPORARY_PREFIX) + r"[a-z0-9_]{8}(\.[A-Za-z0-9.]+)?")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     """Yields a temporary path beside `path`; on success it is renamed onto `path` (readable
@@ -26,7 +33,7 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     the old file or the complete new one, never half of one."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=suffix, dir=directory)
     os.close(fd)
     try:
         yield tmp
@@ -36,6 +43,32 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_temporaries(directory: str, others: str = "") -> list[str]:
+    """Removes what writers killed mid-write (SIGKILL, power loss) left in `directory` (not
+    below it): `atomic_path` temporaries and entries (directories too) whose whole name matches
+    the regular expression `others`. Only for a directory whose every writer the caller excludes
+    (it holds the run directory's lock): a live writer's temporary would be removed as well.
+    Others' hidden `.tmp-` names (an export's `.tmp-<pid>@<host>-...`) are left alone.
+
+    Returns:
+      The paths removed.
+    """
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for entry in os.scandir(directory):
+        temporary = _TEMPORARY.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False)
+        if not temporary and not (others and re.fullmatch(others, entry.name)):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+        removed.append(entry.path)
+    return removed
 
 
 def atomic_write_text(path: str, text: str) -> None:

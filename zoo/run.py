@@ -32,7 +32,7 @@ from typing import Any
 from zoo import registry
 from zoo.core.config import PRECISIONS, STRATEGIES, config_from_dict, config_to_dict
 from zoo.errors import UsageError, first_line
-from zoo.io import atomic_write_json, read_json
+from zoo.io import atomic_write_json, read_json, remove_temporaries
 
 CONFIG_FILE = "config.json"
 
@@ -161,6 +161,30 @@ def write_config(
     atomic_write_json(path, record)
 
 
+# What TensorFlow leaves in a checkpoint directory when killed while saving: shards not yet
+# merged into `ckpt-N`, files of its bundle writer, the state file's temporary.
+_CHECKPOINT_PARTIALS = r"ckpt-\d+_temp|.*\.tempstate\d+|checkpoint\.tmp[0-9a-f]{32}"
+
+
+def remove_partial_writes(model_dir: str) -> list[str]:
+    """Removes what a run killed mid-write left in its directory, in every phase: temporaries
+    of `config.json` and of sample pictures, and of checkpoints (`ckpt-N_temp/` shards never
+    merged into `ckpt-N`, `checkpoint.tmp...` state files never renamed into place). Only for
+    the run that holds the directory's lock.
+
+    Returns:
+      The paths removed.
+    """
+    phases = [model_dir] + [
+        os.path.join(model_dir, name) for name in _listdir(model_dir) if _is_phase_dir(name)
+    ]
+    removed = remove_temporaries(model_dir)
+    for directory in phases:
+        removed += remove_temporaries(os.path.join(directory, "samples"))
+        removed += remove_temporaries(os.path.join(directory, "checkpoints"), _CHECKPOINT_PARTIALS)
+    return removed
+
+
 @dataclasses.dataclass
 class TrainedRun:
     """A run's model rebuilt in float32 with its checkpoint restored.
@@ -173,6 +197,7 @@ class TrainedRun:
       checkpoint: path prefix of the restored checkpoint.
       step: the training step stored in that checkpoint, plus the steps of earlier phases
         for families trained in phases (so a later phase's export has a newer version).
+      warnings: one-line warnings for the user (newer checkpoints that cannot be read).
     """
 
     task: Any
@@ -181,23 +206,21 @@ class TrainedRun:
     saved: dict[str, Any]
     checkpoint: str
     step: int
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
-def _checkpoint_path(directory: str, checkpoint: str | None) -> str:
+def _checkpoint_path(directory: str, checkpoint: str | None) -> tuple[str, str | None]:
+    """The checkpoint to load (by default the newest readable one) and a warning if newer ones
+    cannot be read."""
+    from zoo.core.checkpoint import newest_readable
+
     if checkpoint:
         if os.path.isdir(checkpoint):
-            path = _latest_checkpoint(checkpoint)
-            if not path:
-                raise UsageError(f"no checkpoint in {checkpoint}")
-            return path
+            return newest_readable(checkpoint)
         if not os.path.exists(checkpoint + ".index"):
             raise UsageError(f"no checkpoint at {checkpoint} (no {checkpoint}.index)")
-        return checkpoint
-    directory = os.path.join(directory, "checkpoints")
-    path = _latest_checkpoint(directory)
-    if not path:
-        raise UsageError(f"no checkpoint in {directory}; train the run first")
-    return path
+        return checkpoint, None
+    return newest_readable(os.path.join(directory, "checkpoints"))
 
 
 def _checkpoint_phase(model_dir: str, phases: Sequence[int], checkpoint: str | None) -> int:
@@ -207,8 +230,10 @@ def _checkpoint_phase(model_dir: str, phases: Sequence[int], checkpoint: str | N
         for phase in phases:
             if os.path.realpath(target) == os.path.realpath(checkpoint_dir(model_dir, phase)):
                 return phase
+    from zoo.core.checkpoint import checkpoints_on_disk
+
     for phase in sorted(phases, reverse=True):
-        if _latest_checkpoint(checkpoint_dir(model_dir, phase)):
+        if checkpoints_on_disk(checkpoint_dir(model_dir, phase)):
             return phase
     return min(phases)
 
@@ -218,8 +243,8 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
 
     Args:
       model_dir: the run directory (holds `config.json` and `checkpoints/`).
-      checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest (of
-        the latest phase, for families trained in phases).
+      checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest
+        readable one (of the latest phase, for families trained in phases).
 
     Raises:
       UsageError: not a run directory, no checkpoint, or one that cannot be read or does
@@ -241,7 +266,7 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
 
     from zoo.core.distribute import float32_policy
 
-    path = _checkpoint_path(directory, checkpoint)
+    path, warning = _checkpoint_path(directory, checkpoint)
     with float32_policy():
         model = task.build_model(config, seed=run_config.seed)
     try:
@@ -251,7 +276,7 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
         raise UsageError(f"cannot restore checkpoint {path}: {first_line(err)}") from err
     status.expect_partial()  # optimizers and noise state are for training only
     step = int(model.step.numpy()) + task.steps_before_phase(model)
-    return TrainedRun(task, model, run_config, saved, path, step)
+    return TrainedRun(task, model, run_config, saved, path, step, [warning] if warning else [])
 
 
 def latest_step(model_dir: str, phase: int | None = None) -> int:

@@ -28,7 +28,14 @@ from zoo.errors import TrainingDivergedError, UsageError, WorkerLostError
 from zoo.eval.callback import EvalCallback
 from zoo.eval.evaluate import Evaluator
 from zoo.models.task import Task
-from zoo.run import CONFIG_FILE, RunConfig, load_run, phase_dir, write_config
+from zoo.run import (
+    CONFIG_FILE,
+    RunConfig,
+    load_run,
+    phase_dir,
+    remove_partial_writes,
+    write_config,
+)
 from zoo.rundir import owned_run_directory
 
 
@@ -183,6 +190,8 @@ def _run_owned(
     chief: bool,
 ) -> RunResult:
     """The rest of `run`, with the run directory checked and locked (by the chief)."""
+    if chief:
+        remove_partial_writes(rc.model_dir)
     task, config = resolve_config(rc, overrides)
     config = task.prepare_run(rc, config)
     d_steps = task.discriminator_steps(config)

@@ -152,7 +152,7 @@ from zoo.core.config import apply_overrides
 family = registry.get("gan")
 config = apply_overrides(family.config_class(), ["data_dim=2", "discriminator_units=8"])
 with strategy.scope():
-    model = family(config, seed=0)
+    model = family.build_model(config, seed=0)
     model.compile(train_steps=10)
 before = [np.array(v) for v in model.discriminator.weights]
 finite = model.train_on_batch(np.full((8, 2), np.nan, np.float32), return_dict=True)["finite"]

@@ -61,8 +61,8 @@ def test_bad_run_directories_are_one_line(run_dir, tmp_path):
     cases = [
         (empty, [], ["not a run directory"]),
         (no_checkpoint, [], ["no checkpoint"]),
-        (truncated, [], ["cannot restore checkpoint"]),
-        (garbled, [], ["cannot restore checkpoint"]),
+        (truncated, [], ["no readable checkpoint", f"ckpt-{TRAIN_STEPS}"]),
+        (garbled, [], ["no readable checkpoint", f"ckpt-{TRAIN_STEPS}"]),
         (run_dir, [f"--checkpoint={run_dir}/checkpoints/ckpt-99"], ["no checkpoint", "ckpt-99"]),
     ]
     for model_dir, extra, keywords in cases:

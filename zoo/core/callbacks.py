@@ -27,8 +27,9 @@ def write_metrics(
     values: dict[str, Any],
     prefix: str = "",
 ) -> dict[str, Any]:
-    """Appends `{"step", "time", **values}` to `metrics.jsonl` (non-finite floats as null) and
-    writes the numeric values as TensorBoard scalars named `prefix + key`; returns the record."""
+    """Appends `{"step", "time", **values}` to `metrics.jsonl` (None and non-finite floats as
+    null) and writes the finite numeric values as TensorBoard scalars named `prefix + key`;
+    returns the record."""
     record = {
         "step": step,
         "time": time.time(),
@@ -43,10 +44,21 @@ def write_metrics(
     if writer is not None:
         with writer.as_default():
             for name, value in values.items():
-                if isinstance(value, int | float) and not isinstance(value, bool):
+                if _finite_number(value):
                     tf.summary.scalar(prefix + name, value, step=step)
         writer.flush()
     return record
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _has_weight(metric: keras.metrics.Metric) -> bool:
+    """Whether a mean tracker saw any value since its reset (one with zero total weight, every
+    value of its window skipped as non-finite, would report 0)."""
+    count = getattr(metric, "count", None)
+    return count is None or float(keras.ops.convert_to_numpy(count)) > 0
 
 
 class StepCallback(keras.callbacks.Callback):
@@ -191,9 +203,12 @@ class SampleCallback(StepCallback):
         self.picture = picture
         self.last_written: int | None = None
 
+    def path(self, step: int) -> str:
+        return os.path.join(self.directory, f"step_{step:08d}.png")
+
     def write(self, step: int) -> str:
         picture = self.picture(self.model)
-        path = os.path.join(self.directory, f"step_{step:08d}.png")
+        path = self.path(step)
         save_png(picture, path)
         save_png(picture, os.path.join(self.directory, "latest.png"))
         if self.writer is not None:
@@ -202,6 +217,14 @@ class SampleCallback(StepCallback):
             self.writer.flush()
         self.last_written = step
         return path
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Writes the picture of the step the run resumes from if the run that saved that step
+        was killed before its picture."""
+        step = self.initial_step
+        due = step > 0 and self.crossed(step - 1, step, self.every)
+        if due and not os.path.exists(self.path(step)):
+            self.write(step)
 
     def on_steps(self, previous: int, step: int, logs: dict) -> None:
         if self.crossed(previous, step, self.every):
@@ -216,7 +239,11 @@ class MetricsCallback(StepCallback):
     """Every `every` steps: window means to `metrics.jsonl` and TensorBoard, then a reset.
 
     The trackers average over the steps since the last write, so each line is the mean of
-    its window. When stdout is not a terminal (no progress bar), a line is printed too.
+    its window. Steps with a non-finite loss are left out of the means and counted as
+    `nonfinite_steps` (the steps of an execution whose last step was non-finite, with
+    `steps_per_execution` > 1); a tracker whose every step was left out is logged as null (no
+    TensorBoard scalar), never as 0. When stdout is not a terminal (no progress bar), a line
+    is printed too.
     With `path=None` (a multi-worker non-chief) nothing is written but the trackers are still
     reset at the same steps: a reset is a collective op under multi-worker training.
     """
@@ -237,25 +264,35 @@ class MetricsCallback(StepCallback):
         self.last_logs: dict[str, float] = {}
         self._window_start = time.perf_counter()
         self._window_steps = 0
+        self._nonfinite_steps = 0
         self._print = path is not None and not sys.stdout.isatty()
 
     def _flush(self, step: int) -> None:
-        values = {k: float(v) for k, v in self.last_logs.items() if k != "finite"}
+        # Read on every worker: a sync-on-read variable's read is a collective op.
+        empty = {m.name for m in self.model.metrics if not _has_weight(m)}
+        values: dict[str, float | int | None] = {
+            k: None if k in empty else float(v) for k, v in self.last_logs.items() if k != "finite"
+        }
+        if self._nonfinite_steps:
+            values["nonfinite_steps"] = self._nonfinite_steps
         elapsed = time.perf_counter() - self._window_start
         if self._window_steps and elapsed > 0:
             values["steps_per_sec"] = self._window_steps / elapsed
         write_metrics(self.path, self.writer, step, values)
         if self._print:
-            shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
+            shown = " ".join(f"{k}={v:.4g}" for k, v in values.items() if v is not None)
             print(f"step {step}/{self.total_steps} {shown}", flush=True)
         for metric in self.model.metrics:
             metric.reset_state()
         self._window_start = time.perf_counter()
         self._window_steps = 0
+        self._nonfinite_steps = 0
 
     def on_steps(self, previous: int, step: int, logs: dict) -> None:
         self.last_logs = dict(logs)
         self._window_steps += step - previous
+        if float(logs.get("finite", 1.0)) < 1.0:
+            self._nonfinite_steps += step - previous
         if self.crossed(previous, step, self.every):
             self._flush(step)
 
