@@ -167,3 +167,42 @@ def test_fused_batch_norm_equals_keras_batch_norm():
     )
     # Inference uses the moving statistics, as Keras does.
     np.testing.assert_allclose(fused(x, training=False), plain(x, training=False), atol=1e-5)
+
+
+def _output_and_grads(layer, x, training):
+    weights = tf.constant(np.random.default_rng(9).standard_normal(x.shape).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=training)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+    return [y.numpy().astype(np.float32)] + [
+        g.numpy() for g in tape.gradient(loss, [x, *layer.trainable_weights])
+    ]
+
+
+@pytest.mark.parametrize(
+    "shape, options",
+    [((1, 32, 32, 8), {}), ((3, 16, 12, 5), {}), ((2, 8, 8, 4), {"center": False, "scale": False})],
+)
+def test_training_pass_is_the_fused_kernel_with_the_export_paths_function(shape, options):
+    x = tf.constant(inputs(shape, seed=2))
+    layer = InstanceNormalization(**options)
+    layer.build(x.shape)
+    if layer.weights:
+        random_affine(layer, 6)
+    graph = tf.function(lambda v: layer(v, training=True)).get_concrete_function(x).graph
+    assert "FusedBatchNormV3" in {op.type for op in graph.get_operations()}
+    fused, exported = _output_and_grads(layer, x, True), _output_and_grads(layer, x, False)
+    np.testing.assert_allclose(fused[0], exported[0], atol=2e-5)
+    np.testing.assert_allclose(fused[1], exported[1], atol=2e-5)
+    for a, b in zip(fused[2:], exported[2:], strict=True):  # γ, β: sums over B·H·W
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_fused_training_pass_under_mixed_precision():
+    x = tf.constant(inputs((2, 8, 8, 4)))
+    layer = InstanceNormalization(dtype="mixed_float16")
+    layer.build(x.shape)
+    fused, exported = _output_and_grads(layer, x, True), _output_and_grads(layer, x, False)
+    assert layer(x, training=True).dtype == tf.float16
+    np.testing.assert_allclose(fused[0], exported[0], atol=2e-3)
