@@ -26,7 +26,7 @@ from zoo.core.checkpoint import RunCheckpoint
 from zoo.core.config import apply_overrides, config_to_dict
 from zoo.errors import TrainingDivergedError, UsageError, WorkerLostError
 from zoo.eval.callback import EvalCallback
-from zoo.eval.evaluate import Evaluator
+from zoo.eval.evaluate import Evaluator, check_evaluable
 from zoo.models.task import Task
 from zoo.run import (
     CONFIG_FILE,
@@ -170,6 +170,8 @@ def run(
       WorkerLostError: another worker of a multi-worker run went away.
     """
     _check_run_config(rc)
+    if rc.eval_every:
+        check_evaluable(rc)  # before the run directory is made
     strategy = distribute.build_strategy(
         rc.strategy, num_virtual_devices=rc.num_virtual_devices, tpu=rc.tpu
     )

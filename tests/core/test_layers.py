@@ -124,7 +124,7 @@ def test_tflite_float32_parity_of_one_layer_at_256_px(tmp_path):
 
 @pytest.mark.slow
 def test_cyclegan_generator_converts_to_builtins_with_parity_at_64_px(tmp_path):
-    from zoo.models.cyclegan import CycleGANConfig, build_resnet_generator
+    from zoo.models.cyclegan.networks import CycleGANConfig, build_resnet_generator
 
     keras.utils.set_random_seed(0)
     config = CycleGANConfig(image_size=64)  # 64 filters, 6 residual blocks
