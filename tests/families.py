@@ -1,8 +1,8 @@
 """The shared test base: tiny settings of every registered family and how to run them.
 
 Adding a family to `zoo.registry` without an entry in `TINY` fails `test_every_family_is_covered`,
-so every family gets the same end-to-end checks (tests/test_smoke.py) and resume checks
-(tests/core/test_resume.py).
+so every family gets the same end-to-end checks (tests/test_smoke.py), resume checks
+(tests/core/test_resume.py) and XLA / bfloat16 checks (tests/test_accelerator_proxy.py).
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ class ImageHistoryPool(keras.layers.Layer):
     State lives in two non-trainable variables of the layer, `buffer` (float32
     [pool_size, H, W, C]) and `count` (images stored so far, int64), so a checkpoint of the
     model that owns the pool (or of the pool itself) saves and restores it exactly. `query`
-    runs eagerly or inside `tf.function`; its randomness is an explicit argument (draw it from
-    the model's seed generator), so the pool is deterministic under a seed.
+    runs eagerly or inside `tf.function` (XLA-compiled too); its randomness is an explicit
+    argument (draw it from the model's seed generator), so the pool is deterministic under a
+    seed.
 
     Under `tf.distribute` each replica has its own pool of `pool_size` images: the variables
     are ON_READ (per-replica copies, written by their replica only). A checkpoint stores the
@@ -93,9 +94,11 @@ class ImageHistoryPool(keras.layers.Layer):
             chosen = tf.minimum(tf.cast(uniform[i, 1] * self.pool_size, tf.int64), size - 1)
             swap = tf.logical_and(tf.logical_not(not_full), uniform[i, 0] < 0.5)
             slot = tf.where(not_full, count, chosen)
-            out = tf.where(swap, buffer[chosen], image)
+            # tf.gather, not buffer[chosen]: XLA takes a slice's begin as a compile-time
+            # constant, so an XLA-compiled step would be recompiled for every value.
+            out = tf.where(swap, tf.gather(buffer, chosen), image)
             write = tf.logical_or(not_full, swap)
-            kept = tf.where(write, image, buffer[slot])
+            kept = tf.where(write, image, tf.gather(buffer, slot))
             buffer = tf.tensor_scatter_nd_update(buffer, [[slot]], kept[None])
             count = count + tf.cast(not_full, tf.int64)
             return i + 1, buffer, count, outputs.write(i, out)
