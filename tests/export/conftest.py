@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -87,3 +88,11 @@ def exported(request, export_tiny) -> Exported:
     """Each family's tiny export. pytest keeps one parameter of a session fixture at a time and
     rebuilds it when tests switch back to a family, so the exports are cached in `export_tiny`."""
     return export_tiny(request.param)
+
+
+@pytest.fixture
+def run_dir(train_tiny, tmp_path):
+    """A private copy of the tiny DCGAN run (tests may damage it)."""
+    copy = tmp_path / "run"
+    shutil.copytree(train_tiny("dcgan"), copy)
+    return copy

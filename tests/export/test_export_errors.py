@@ -22,14 +22,6 @@ pytestmark = pytest.mark.slow
 FAMILY = "dcgan"
 
 
-@pytest.fixture
-def run_dir(train_tiny, tmp_path):
-    """A private copy of the tiny DCGAN run (tests may damage it)."""
-    copy = tmp_path / "run"
-    shutil.copytree(train_tiny(FAMILY), copy)
-    return copy
-
-
 def listing(root) -> list[str]:
     """Every path under `root`, hidden ones included."""
     return sorted(

@@ -11,7 +11,6 @@ as root, which ignores permission bits: the unwritable directories refuse root t
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,13 +26,6 @@ from zoo.rundir import RunDirectoryLock, host_tag
 pytestmark = pytest.mark.slow
 
 FAMILY = "dcgan"
-
-
-@pytest.fixture
-def run_dir(train_tiny, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(train_tiny(FAMILY), copy)
-    return copy
 
 
 def staging_left(root) -> list[str]:

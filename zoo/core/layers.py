@@ -12,6 +12,25 @@ def dcgan_init() -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
+def _fused_batch_norm_training(x: Any, gamma: Any, beta: Any, epsilon: float) -> tuple:
+    """TF's fused batch norm in training mode on an NHWC map: (y, batch mean, variance), the
+    variance as the kernel returns it (unbiased). One oneDNN kernel forward and one backward."""
+    import tensorflow as tf
+
+    y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+        x=x,
+        scale=gamma,
+        offset=beta,
+        mean=tf.zeros([0]),
+        variance=tf.zeros([0]),
+        epsilon=epsilon,
+        exponential_avg_factor=1.0,
+        data_format="NHWC",
+        is_training=True,
+    )
+    return y, mean, variance
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` whose training pass on NHWC maps is TF's fused kernel.
@@ -42,17 +61,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         channels = x.shape[-1]
         gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
         beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
-        y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
-            x=x,
-            scale=gamma,
-            offset=beta,
-            mean=tf.zeros([0]),
-            variance=tf.zeros([0]),
-            epsilon=self.epsilon,
-            exponential_avg_factor=1.0,
-            data_format="NHWC",
-            is_training=True,
-        )
+        y, mean, variance = _fused_batch_norm_training(x, gamma, beta, self.epsilon)
         count = tf.cast(tf.size(x) // channels, tf.float32)
         variance = variance * (count - 1.0) / count  # the kernel returns the unbiased one
         momentum = self.momentum
@@ -219,17 +228,7 @@ class InstanceNormalization(keras.layers.Layer):
         ones = tf.ones([batch * channels])
         gamma = tf.tile(tf.cast(self.gamma, tf.float32), [batch]) if self.scale else ones
         beta = tf.tile(tf.cast(self.beta, tf.float32), [batch]) if self.center else 0.0 * ones
-        y, *_ = tf.raw_ops.FusedBatchNormV3(
-            x=flat,
-            scale=gamma,
-            offset=beta,
-            mean=tf.zeros([0]),
-            variance=tf.zeros([0]),
-            epsilon=self.epsilon,
-            exponential_avg_factor=1.0,
-            data_format="NHWC",
-            is_training=True,
-        )
+        y, _, _ = _fused_batch_norm_training(flat, gamma, beta, self.epsilon)
         y = tf.transpose(tf.reshape(y, [shape[1], shape[2], batch, channels]), [2, 0, 1, 3])
         y.set_shape(inputs.shape)
         return tf.cast(y, self.compute_dtype)
