@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from tests.families import SHELL_VARIABLES
+from tests.families import SESSION_ENVIRONMENT, SHELL_VARIABLES
 
 # Directories whose tests share session fixtures, and files whose tests share module ones.
 SHARED_DIRECTORIES = ("export", "demo", "eval")
@@ -31,6 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
     del config
     for name in SHELL_VARIABLES:
         os.environ.pop(name, None)
+    SESSION_ENVIRONMENT.update(os.environ)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -104,6 +104,9 @@ SHELL_VARIABLES = (
     "TFDS_DATA_DIR",
     "TF_CPP_MIN_LOG_LEVEL",
 )
+# The environment as the session started, after tests/conftest.py dropped SHELL_VARIABLES (tests
+# and the code they call may set some of them later, e.g. a classifier cache or TF's log level).
+SESSION_ENVIRONMENT: dict[str, str] = {}
 
 
 def subprocess_env(env: dict[str, str] | None = None) -> dict[str, str]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
-from tests.families import SHELL_VARIABLES, run_python, subprocess_env
+from tests.families import SESSION_ENVIRONMENT, SHELL_VARIABLES, run_python, subprocess_env
 
 
 def test_the_session_has_none_of_the_shells_variables():
-    assert not [name for name in SHELL_VARIABLES if name in os.environ]
+    assert SESSION_ENVIRONMENT, "tests/conftest.py did not record the session's environment"
+    assert not [name for name in SHELL_VARIABLES if name in SESSION_ENVIRONMENT]
 
 
 def test_subprocesses_get_no_strategy_variables_and_write_no_bytecode(monkeypatch):

@@ -107,8 +107,8 @@ def write_dataset_samples(described: Described, out_dir: str, count: int = 4) ->
             f"no test images for {described.name} ({err}); give "
             "--samples_dir=DIR with a/ and b/ images"
         ) from err
-    source = f"{_without_directories(info.name)}, test split"
-    index: dict[str, Any] = {"a": [], "b": [], "names": {}, "source": source}
+    shown = f"{_without_directories(info.name)}, test split"
+    index: dict[str, Any] = {"a": [], "b": [], "names": {}, "source": shown}
     for key, batch, domain in (("a", a, source["domain_a"]), ("b", b, source["domain_b"])):
         for i, image in enumerate(np.asarray(batch)):
             _save(image, os.path.join(out_dir, key, f"{i}.png"))
