@@ -52,6 +52,14 @@ def free_ports(n: int) -> list[int]:
 Watch = Callable[[list[subprocess.Popen], list[str]], None]
 
 
+def worker_tmp_dirs(tmp_path) -> list:
+    """An empty TMPDIR per worker (a non-chief worker must leave its own empty)."""
+    dirs = [tmp_path / "tmp0", tmp_path / "tmp1"]
+    for d in dirs:
+        d.mkdir()
+    return dirs
+
+
 def run_workers_once(
     ports: list[int],
     model_dir: os.PathLike,
@@ -213,9 +221,7 @@ def test_two_workers_resume_from_the_chiefs_checkpoint(four_steps, tmp_path):
     assert_both_succeeded(results)
     resumed_dir = tmp_path / "run"
     shutil.copytree(model_dir, resumed_dir)
-    tmp_dirs = [tmp_path / "tmp0", tmp_path / "tmp1"]
-    for d in tmp_dirs:
-        d.mkdir()
+    tmp_dirs = worker_tmp_dirs(tmp_path)
 
     results = run_workers(resumed_dir, 6, tmp_dirs)
     assert_both_succeeded(results)
@@ -236,9 +242,7 @@ def test_a_port_taken_before_the_workers_bind_it_is_replaced(tmp_path):
     def ports(n: int) -> list[int]:
         return offered.pop() if offered else free_ports(n)
 
-    tmp_dirs = [tmp_path / "tmp0", tmp_path / "tmp1"]
-    for d in tmp_dirs:
-        d.mkdir()
+    tmp_dirs = worker_tmp_dirs(tmp_path)
     try:
         results = run_workers(tmp_path / "run", 1, tmp_dirs, ports)
     finally:

@@ -19,6 +19,7 @@ from tests.test_multi_worker import (
     assert_both_succeeded,
     run_workers,
     saved_step,
+    worker_tmp_dirs,
 )
 
 # How long a worker may outlive one that failed or was signalled before the test kills it.
@@ -46,9 +47,7 @@ def lines(text: str, prefix: str) -> list[str]:
 def test_sigterm_to_one_worker_saves_the_same_step_on_both_and_the_same_command_resumes(
     tmp_path,
 ):
-    tmp_dirs = [tmp_path / "tmp0", tmp_path / "tmp1"]
-    for d in tmp_dirs:
-        d.mkdir()
+    tmp_dirs = worker_tmp_dirs(tmp_path)
     model_dir = tmp_path / "run"
     sent: list[float] = []
     watch = signal_after_step(3, 1, signal.SIGTERM, sent)
@@ -77,9 +76,7 @@ def test_sigterm_to_one_worker_saves_the_same_step_on_both_and_the_same_command_
 
 @pytest.mark.slow
 def test_sigkill_of_the_chief_stops_the_other_worker_with_one_line(tmp_path):
-    tmp_dirs = [tmp_path / "tmp0", tmp_path / "tmp1"]
-    for d in tmp_dirs:
-        d.mkdir()
+    tmp_dirs = worker_tmp_dirs(tmp_path)
     sent: list[float] = []
     watch = signal_after_step(3, 0, signal.SIGKILL, sent)
     results = run_workers(
@@ -102,9 +99,7 @@ def test_sigkill_of_the_chief_stops_the_other_worker_with_one_line(tmp_path):
 def test_a_chief_that_stops_answering_stops_the_other_worker_within_a_bound(tmp_path):
     # SIGSTOP keeps the chief's sockets open (SIGKILL resets them at once): the other worker
     # notices only through the coordination service's missing heartbeats.
-    tmp_dirs = [tmp_path / "tmp0", tmp_path / "tmp1"]
-    for d in tmp_dirs:
-        d.mkdir()
+    tmp_dirs = worker_tmp_dirs(tmp_path)
     sent: list[float] = []
     stop = signal_after_step(3, 0, signal.SIGSTOP, sent)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -96,3 +97,12 @@ def run_dir(train_tiny, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(train_tiny("dcgan"), copy)
     return copy
+
+
+def listing(root) -> list[str]:
+    """Every path under `root`, hidden ones included."""
+    return sorted(
+        os.path.relpath(os.path.join(d, n), root)
+        for d, dirs, files in os.walk(root)
+        for n in dirs + files
+    )

@@ -14,21 +14,12 @@ import shutil
 import pytest
 
 from export import export_lib
-from tests.export.conftest import TRAIN_STEPS, run_export
+from tests.export.conftest import TRAIN_STEPS, listing, run_export
 from tests.test_cli import assert_usage_error
 
 pytestmark = pytest.mark.slow
 
 FAMILY = "dcgan"
-
-
-def listing(root) -> list[str]:
-    """Every path under `root`, hidden ones included."""
-    return sorted(
-        os.path.relpath(os.path.join(d, n), root)
-        for d, dirs, files in os.walk(root)
-        for n in dirs + files
-    )
 
 
 def test_unknown_format_is_one_line(tmp_path):

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from export.staging import prefix as staging_prefix
-from tests.export.conftest import REPO, TRAIN_STEPS, run_export
+from tests.export.conftest import REPO, TRAIN_STEPS, listing, run_export
 from tests.test_cli import assert_usage_error
 from zoo.rundir import RunDirectoryLock, host_tag
 
@@ -30,12 +30,7 @@ FAMILY = "dcgan"
 
 def staging_left(root) -> list[str]:
     """Every `.tmp-*` path under `root`."""
-    return sorted(
-        os.path.relpath(os.path.join(d, n), root)
-        for d, dirs, files in os.walk(root)
-        for n in dirs + files
-        if n.startswith(".tmp-")
-    )
+    return [path for path in listing(root) if os.path.basename(path).startswith(".tmp-")]
 
 
 def test_unusable_export_dir_is_one_line(run_dir, tmp_path):
