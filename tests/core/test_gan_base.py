@@ -238,3 +238,38 @@ def test_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint(t
         value = reader.get_tensor(name)
         if np.issubdtype(np.asarray(value).dtype, np.floating):
             assert np.all(np.isfinite(value)), name
+
+
+def _image_critic(norm):
+    images = keras.Input((8, 8, 2))
+    x = keras.layers.Conv2D(4, 3, strides=2)(images)
+    x = keras.layers.Dense(1)(keras.layers.Flatten()(norm()(x)))
+    return keras.Model(images, x)
+
+
+def test_joint_scoring_equals_separate_calls_for_a_per_example_critic():
+    from zoo.core.layers import InstanceNormalization
+
+    model = _toy_gan()
+    rng = np.random.default_rng(0)
+    real, fake = (tf.constant(rng.normal(size=(3, 8, 8, 2)), tf.float32) for _ in "rf")
+
+    def loss_and_grads(critic, joint):
+        with tf.GradientTape() as tape:
+            loss, logs = model.discriminator_loss(
+                real, fake, lambda x: critic(x, training=True), joint=joint
+            )
+        return loss, logs, tape.gradient(loss, critic.trainable_variables)
+
+    critic = _image_critic(InstanceNormalization)
+    loss, logs, grads = loss_and_grads(critic, joint=True)
+    ref_loss, ref_logs, ref_grads = loss_and_grads(critic, joint=False)
+    assert float(loss) == pytest.approx(float(ref_loss), rel=1e-6)
+    assert float(logs["real_logit"]) == pytest.approx(float(ref_logs["real_logit"]), abs=1e-6)
+    for got, want in zip(grads, ref_grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # Batch norm's statistics would mix real and fake: why `joint` is the caller's choice.
+    batch_norm = _image_critic(keras.layers.BatchNormalization)
+    joint_bn, _, _ = loss_and_grads(batch_norm, joint=True)
+    separate_bn, _, _ = loss_and_grads(batch_norm, joint=False)
+    assert abs(float(joint_bn) - float(separate_bn)) > 1e-4

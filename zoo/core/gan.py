@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.core import loss_scaling, losses
+from zoo.core import loss_scaling, losses, optimizers
 from zoo.core.config import GANConfig
 from zoo.core.latent import sample_z
 from zoo.errors import UsageError
@@ -156,7 +156,7 @@ class GAN(keras.Model):
         """One player's Adam (the families' papers all use Adam); override for schedules."""
         del train_steps
         c = self.config
-        return keras.optimizers.Adam(learning_rate, beta_1=c.beta_1, beta_2=c.beta_2)
+        return optimizers.FusedAdam(learning_rate, beta_1=c.beta_1, beta_2=c.beta_2)
 
     def compile(
         self,
@@ -223,6 +223,7 @@ class GAN(keras.Model):
         fake: Any,
         discriminate: Callable[[Any], tf.Tensor] | None = None,
         mismatched_logits: tf.Tensor | None = None,
+        joint: bool = False,
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Adversarial loss of D plus its penalties, averaged over the global batch.
 
@@ -232,13 +233,22 @@ class GAN(keras.Model):
           discriminate: maps an input to logits; defaults to `self.discriminate`.
           mismatched_logits: D's logits on real data with a mismatching condition; given, the
             loss is matching-aware (`losses.matching_aware_discriminator_loss`).
+          joint: score real and fake in one call of `discriminate` on both batches stacked
+            (the same logits for a D without statistics across examples, e.g. instance norm;
+            never with batch norm, whose statistics would mix real and fake).
 
         Returns:
           The loss and a dict of values to track.
         """
         discriminate = discriminate or (lambda x: self.discriminate(x, training=True))
-        real_logits = discriminate(real)
-        fake_logits = discriminate(fake)
+        if joint:
+            both = discriminate(
+                tf.nest.map_structure(lambda r, f: tf.concat([r, f], 0), real, fake)
+            )
+            real_logits, fake_logits = tf.split(both, 2, axis=0)
+        else:
+            real_logits = discriminate(real)
+            fake_logits = discriminate(fake)
         logs = {
             "real_logit": tf.reduce_mean(tf.cast(real_logits, tf.float32)),
             "fake_logit": tf.reduce_mean(tf.cast(fake_logits, tf.float32)),

@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from zoo import registry
+from zoo.core import optimizers
 from zoo.core.config import GANConfig
 from zoo.core.gan import GAN
 from zoo.core.layers import maybe_spectral_norm
@@ -118,7 +119,7 @@ class VanillaGAN(GAN):
             learning_rate = ConstantThenLinearDecay(
                 learning_rate, train_steps, c.lr_constant_fraction
             )
-        return keras.optimizers.Adam(learning_rate, beta_1=c.beta_1, beta_2=c.beta_2)
+        return optimizers.FusedAdam(learning_rate, beta_1=c.beta_1, beta_2=c.beta_2)
 
     def discriminate(self, x: tf.Tensor, training: bool = True) -> tf.Tensor:
         """Flattens and packs `pack` consecutive samples into one discriminator input."""
