@@ -36,7 +36,7 @@ flags.DEFINE_string("model", "dcgan", "Family to time.")
 flags.DEFINE_string("dataset", "fashion_mnist", "Dataset whose first batch is fed.")
 flags.DEFINE_integer("image_size", 64, "Image side (StackGAN: Stage-II's).")
 flags.DEFINE_integer("channels", 1, "Image channels.")
-flags.DEFINE_integer("batch_size", 64, "Batch size.")
+flags.DEFINE_integer("batch_size", 0, "Batch size (0 = the family's default: 64, cyclegan 1).")
 flags.DEFINE_integer("steps", 12, "Timed steps (after 2 warm-up steps).")
 flags.DEFINE_integer("repeats", 1, "Timed repetitions; the best is reported.")
 flags.DEFINE_boolean("jit_compile", False, "Compile with XLA.")
@@ -75,40 +75,51 @@ def cpu_description() -> str:
     return f"cpu={model!r} extensions={','.join(extensions) or 'none'} onednn={onednn}"
 
 
-def main(argv: list[str]) -> None:
-    del argv
-    logging.set_verbosity(logging.WARNING)
-    from zoo import cli
+def measure(
+    model_name: str,
+    *,
+    dataset: str = "fashion_mnist",
+    image_size: int = 64,
+    channels: int = 1,
+    batch_size: int = 0,
+    steps: int = 12,
+    repeats: int = 1,
+    jit_compile: bool = False,
+    domain_a: str = "sandal",
+    domain_b: str = "sneaker",
+    overrides: tuple[str, ...] = (),
+) -> list[dict]:
+    """Times `steps` training steps of each phase of a family; one dict per phase.
 
-    cli.import_tensorflow_quietly()
+    `batch_size=0` takes the family's default (`Task.default_batch_size`). Each dict has
+    `phase`, `batch_size`, `images_per_sec` (best of `repeats`) and `steps_per_sec`.
+    """
     import keras
     import tensorflow as tf
 
     from zoo import registry, train
-    from zoo.core import distribute
     from zoo.core.checkpoint import RunCheckpoint
     from zoo.core.config import apply_overrides
     from zoo.run import RunConfig, checkpoint_dir
 
-    task = registry.get(FLAGS.model)
-    distribute.set_precision(FLAGS.mixed_precision)
+    task = registry.get(model_name)
+    batch_size = batch_size or task.default_batch_size(dataset)
     strategy = tf.distribute.get_strategy()
-    print(cpu_description(), flush=True)
     work = tempfile.mkdtemp(prefix="zoo-throughput-")
     rc = RunConfig(
-        model=FLAGS.model,
-        dataset=FLAGS.dataset,
+        model=model_name,
+        dataset=dataset,
         model_dir=work,
-        batch_size=FLAGS.batch_size,
-        jit_compile=FLAGS.jit_compile,
-        train_steps=FLAGS.steps + 2,
-        domain_a=FLAGS.domain_a,
-        domain_b=FLAGS.domain_b,
+        batch_size=batch_size,
+        jit_compile=jit_compile,
+        train_steps=steps + 2,
+        domain_a=domain_a,
+        domain_b=domain_b,
     )
-    overrides = [f"image_size={FLAGS.image_size}", f"channels={FLAGS.channels}"]
+    sizes = [f"image_size={image_size}", f"channels={channels}"]
     if hasattr(task.config_class(), "text_encoder_steps"):
-        overrides.append(f"text_encoder_steps={TEXT_ENCODER_STEPS}")
-    base = apply_overrides(task.default_config(FLAGS.dataset), [*overrides, *FLAGS.config])
+        sizes.append(f"text_encoder_steps={TEXT_ENCODER_STEPS}")
+    base = apply_overrides(task.default_config(dataset), [*sizes, *overrides])
 
     class Timer(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -120,40 +131,76 @@ def main(argv: list[str]) -> None:
             self.times.append(time.perf_counter())
 
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-    best = 0.0
+    results = []
     for phase in task.phases or (0,):
         keras.utils.set_random_seed(0)
         config = task.prepare_run(rc, task.with_phase(base, phase))
         d_steps = task.discriminator_steps(config)
         stream, info = task.training_dataset(
-            rc, config, batch_size=FLAGS.batch_size * d_steps, start_step=0
+            rc, config, batch_size=batch_size * d_steps, start_step=0
         )
         config = task.adapt_config(config, info)
         model = train.build_model(task, config, rc, strategy)
         task.warm_start(model, rc)
         batch = next(iter(stream))
-        dataset = tf.data.Dataset.from_tensors(batch).repeat()
+        data = tf.data.Dataset.from_tensors(batch).repeat()
         best = 0.0
-        for _ in range(FLAGS.repeats):
+        for _ in range(repeats):
             timer = Timer()
-            model.fit(
-                dataset, epochs=1, steps_per_epoch=FLAGS.steps + 2, callbacks=[timer], verbose=0
-            )
+            model.fit(data, epochs=1, steps_per_epoch=steps + 2, callbacks=[timer], verbose=0)
             elapsed = timer.times[-1] - timer.times[1]
-            best = max(best, FLAGS.steps * FLAGS.batch_size / elapsed)
-        print(
-            f"model={FLAGS.model} phase={phase or 1} image_size={FLAGS.image_size} "
-            f"channels={FLAGS.channels} batch_size={FLAGS.batch_size} "
-            f"threads={tf.config.threading.get_intra_op_parallelism_threads()} "
-            f"jit_compile={FLAGS.jit_compile} precision={FLAGS.mixed_precision} "
-            f"images_per_sec={best:.2f} steps_per_sec={best / FLAGS.batch_size:.3f}",
-            flush=True,
+            best = max(best, steps * batch_size / elapsed)
+        results.append(
+            dict(
+                phase=phase or 1,
+                batch_size=batch_size,
+                images_per_sec=best,
+                steps_per_sec=best / batch_size,
+            )
         )
         if task.phases:  # the next phase starts from this one's checkpoint
             RunCheckpoint(
                 checkpoint_dir(work, phase), model.checkpoint_items(), chief=True
             ).save()
-    print(f"images_per_sec={best:.1f}")
+    return results
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    from zoo import cli
+
+    cli.import_tensorflow_quietly()
+    import tensorflow as tf
+
+    from zoo.core import distribute
+
+    distribute.set_precision(FLAGS.mixed_precision)
+    print(cpu_description(), flush=True)
+    results = measure(
+        FLAGS.model,
+        dataset=FLAGS.dataset,
+        image_size=FLAGS.image_size,
+        channels=FLAGS.channels,
+        batch_size=FLAGS.batch_size,
+        steps=FLAGS.steps,
+        repeats=FLAGS.repeats,
+        jit_compile=FLAGS.jit_compile,
+        domain_a=FLAGS.domain_a,
+        domain_b=FLAGS.domain_b,
+        overrides=tuple(FLAGS.config),
+    )
+    for result in results:
+        print(
+            f"model={FLAGS.model} phase={result['phase']} image_size={FLAGS.image_size} "
+            f"channels={FLAGS.channels} batch_size={result['batch_size']} "
+            f"threads={tf.config.threading.get_intra_op_parallelism_threads()} "
+            f"jit_compile={FLAGS.jit_compile} precision={FLAGS.mixed_precision} "
+            f"images_per_sec={result['images_per_sec']:.2f} "
+            f"steps_per_sec={result['steps_per_sec']:.3f}",
+            flush=True,
+        )
+    print(f"images_per_sec={results[-1]['images_per_sec']:.1f}")
 
 
 if __name__ == "__main__":

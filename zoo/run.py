@@ -58,7 +58,8 @@ class RunConfig:
       classes: keep only these classes of a labelled dataset (names or indices).
       model_dir: the run directory; the same one again resumes the run.
       train_steps: total generator steps.
-      batch_size: global batch size (split over replicas).
+      batch_size: global batch size (split over replicas); 0 = the family's default (64;
+        cyclegan 1 as the paper; gan 256 on the toy datasets).
       strategy: tf.distribute strategy: default, mirrored, multi_worker or tpu.
       num_virtual_devices: CPU devices for --strategy=mirrored without GPUs.
       tpu: TPU name or grpc address for --strategy=tpu.
@@ -87,7 +88,7 @@ class RunConfig:
     classes: tuple[str, ...] = ()
     model_dir: str = ""
     train_steps: int = 1000
-    batch_size: int = 64
+    batch_size: int = 0
     strategy: str = dataclasses.field(default="default", metadata={"choices": STRATEGIES})
     num_virtual_devices: int = 0
     tpu: str = ""

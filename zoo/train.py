@@ -27,6 +27,7 @@ from zoo.core.config import apply_overrides, config_to_dict
 from zoo.errors import TrainingDivergedError, UsageError, WorkerLostError
 from zoo.eval.callback import EvalCallback
 from zoo.eval.evaluate import Evaluator, check_evaluable
+from zoo.io import read_json
 from zoo.models.task import Task
 from zoo.run import (
     CONFIG_FILE,
@@ -90,6 +91,18 @@ def _with_phase(task: Task, config: Any, rc: RunConfig) -> Any:
             f"got {rc.stage}"
         )
     return task.with_phase(config, rc.stage) if rc.stage else config
+
+
+def with_family_defaults(rc: RunConfig) -> RunConfig:
+    """`rc` with `batch_size=0` filled in: the saved run's when resuming, else the family's."""
+    if rc.batch_size:
+        return rc
+    path = os.path.join(rc.model_dir, CONFIG_FILE) if rc.model_dir else ""
+    saved = read_json(path) if os.path.exists(path) else {}
+    saved = saved.get("run", {}).get("batch_size", 0) if isinstance(saved, dict) else 0
+    if not (isinstance(saved, int) and saved > 0):
+        saved = registry.get(rc.model).default_batch_size(rc.dataset)
+    return dataclasses.replace(rc, batch_size=saved)
 
 
 def resolve_config(rc: RunConfig, overrides: Sequence[str]) -> tuple[Task, Any]:
@@ -169,6 +182,7 @@ def run(
       TrainingDivergedError: the losses stayed non-finite.
       WorkerLostError: another worker of a multi-worker run went away.
     """
+    rc = with_family_defaults(rc)
     _check_run_config(rc)
     if rc.eval_every:
         check_evaluable(rc)  # before the run directory is made

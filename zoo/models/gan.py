@@ -134,6 +134,10 @@ class VanillaGANTask(Task):
     model_class = VanillaGAN
     data_kinds = ("image", "vector")
 
+    def default_batch_size(self, dataset: str) -> int:
+        """256 on the toy mixtures (their recipe in `bench/quality.py`), else 64."""
+        return 256 if dataset in TOY_NAMES else 64
+
     def default_config(self, dataset: str) -> VanillaGANConfig:
         """The MNIST experiment's defaults; on the toys, `VECTOR_DEFAULTS` in their place."""
         config = VanillaGANConfig()

@@ -56,6 +56,11 @@ class Task:
         del dataset
         return self.config_class()
 
+    def default_batch_size(self, dataset: str) -> int:
+        """The global batch size of a run on `dataset` that passes no `--batch_size`."""
+        del dataset
+        return 64
+
     def with_phase(self, config: Any, phase: int) -> Any:
         """The config for one phase of a family trained in phases (its `stage` field)."""
         return dataclasses.replace(config, stage=phase) if self.phases else config

@@ -29,6 +29,11 @@ class CycleGANTask(Task):
 
     model_class = CycleGAN
 
+    def default_batch_size(self, dataset: str) -> int:
+        """1, the paper's (instance norm, a history pool of single images)."""
+        del dataset
+        return 1
+
     def __init__(self) -> None:
         self._real: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 

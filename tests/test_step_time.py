@@ -1,0 +1,93 @@
+"""Step time guards: a ratio between families on the same machine, never an absolute time."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from tests.families import REPO, TINY, run_python, subprocess_env
+from zoo import train
+from zoo.run import RunConfig
+
+# A tiny CycleGAN step (batch 1: two generators and two discriminators, forward and back)
+# costs about 2.6 tiny DCGAN steps (batch 64) on the developers' 2-core machine
+# (`bench/throughput.py` settings below); the bound leaves room for a loaded CI machine and
+# still fails on the 40x slow-down the zoo once had (batch 64 by default, 16 s a 32 px step).
+MAX_CYCLEGAN_OVER_DCGAN = 8.0
+
+_MEASURE = """
+import json, sys
+sys.path.insert(0, "bench")
+from throughput import measure
+out = {}
+for name in ("cyclegan", "dcgan"):
+    dataset, overrides = TINY[name]
+    out[name] = measure(name, dataset=dataset, image_size=16, channels=1, steps=8, repeats=2,
+                        overrides=overrides)[0]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_tiny_cyclegan_step_costs_a_few_tiny_dcgan_steps():
+    code = f"TINY = {TINY!r}\n{_MEASURE}"
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    assert measured["cyclegan"]["batch_size"] == 1 and measured["dcgan"]["batch_size"] == 64
+    ratio = measured["dcgan"]["steps_per_sec"] / measured["cyclegan"]["steps_per_sec"]
+    assert ratio < MAX_CYCLEGAN_OVER_DCGAN, measured
+
+
+@pytest.mark.parametrize(
+    ("model", "dataset", "batch_size"),
+    [
+        ("cyclegan", "fashion_mnist", 1),
+        ("dcgan", "fashion_mnist", 64),
+        ("gan", "ring8", 256),
+        ("gan", "mnist", 64),
+        ("stackgan", "fashion_mnist", 64),
+    ],
+)
+def test_batch_size_zero_is_the_familys_default(model, dataset, batch_size):
+    rc = train.with_family_defaults(RunConfig(model=model, dataset=dataset))
+    assert rc.batch_size == batch_size
+    assert train.with_family_defaults(RunConfig(model=model, batch_size=5)).batch_size == 5
+
+
+def test_a_resumed_run_keeps_its_batch_size(tmp_path):
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model": "cyclegan", "run": {"batch_size": 4}})
+    )
+    rc = RunConfig(model="cyclegan", model_dir=str(tmp_path))
+    assert train.with_family_defaults(rc).batch_size == 4
+    (tmp_path / "config.json").write_text(json.dumps({"model": "cyclegan", "run": {}}))
+    assert train.with_family_defaults(rc).batch_size == 1
+
+
+_ONEDNN = """
+import os, zoo
+import tensorflow as tf
+from tensorflow.python.util import _pywrap_util_port
+print(os.environ.get("TF_ENABLE_ONEDNN_OPTS"), _pywrap_util_port.IsMklEnabled())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 rule")
+def test_onednn_is_on_by_default_on_x86_and_the_users_choice_wins():
+    env = {k: v for k, v in subprocess_env().items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    default = subprocess.run(
+        [sys.executable, "-c", _ONEDNN],
+        env={**env, "PYTHONPATH": REPO},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert default.stdout.split() == ["1", "True"], default.stderr[-1000:]
+    off = run_python(_ONEDNN, env={"TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert off.stdout.split() == ["0", "False"], off.stderr[-1000:]
