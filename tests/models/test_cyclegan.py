@@ -41,6 +41,22 @@ def test_registered_with_the_paper_defaults():
 
 
 @pytest.mark.parametrize(
+    ("dataset", "size", "channels"),
+    [
+        ("fashion_mnist", 32, 1),
+        ("mnist", 32, 1),
+        ("folder:/data/horse2zebra", 256, 3),
+        ("tfds:cycle_gan/horse2zebra", 256, 3),
+    ],
+)
+def test_default_config_fits_the_data(dataset, size, channels):
+    c = TASK.default_config(dataset)
+    assert (c.image_size, c.channels) == (size, channels)
+    assert c.residual_blocks == CycleGANConfig().residual_blocks  # the rest is the paper's
+    assert TASK.default_batch_size(dataset) == 1
+
+
+@pytest.mark.parametrize(
     ("size", "override", "blocks"), [(256, 0, 9), (128, 0, 6), (32, 0, 6), (256, 2, 2)]
 )
 def test_residual_blocks_follow_the_image_size(size, override, blocks):
