@@ -137,14 +137,24 @@ def test_a_d_step_applies_one_transform_to_real_and_fake(joint):
     assert len({real_t[i].tobytes() for i in range(8)}) == 8  # per example
 
 
-def test_matching_aware_mismatched_real_images_get_the_same_transform():
+def _text_model(*overrides):
     family = registry.get("gan_int_cls")
     config = apply_overrides(
-        family.config_class(),
-        [*TINY["gan_int_cls"][1], "text_input=embeddings", f"augment={ALL}"],
+        family.config_class(), [*TINY["gan_int_cls"][1], "text_input=embeddings", *overrides]
     )
     model = family.build_model(config, seed=1)
     model.compile(train_steps=10)
+    return model
+
+
+def _text_inputs(model):
+    images = tf.constant(np.repeat(_images(1), 4, axis=0))
+    text = tf.random.stateless_normal([4, model.config.embedding_dim], [0, 1])
+    return images, images, text, text[::-1]
+
+
+def test_matching_aware_mismatched_real_images_get_the_same_transform():
+    model = _text_model(f"augment={ALL}")
     seen = []
     original = model.discriminate
 
@@ -153,9 +163,8 @@ def test_matching_aware_mismatched_real_images_get_the_same_transform():
         return original(x, training, condition=condition)
 
     model.discriminate = discriminate
-    images = tf.constant(np.repeat(_images(1), 4, axis=0))
-    text = tf.random.stateless_normal([4, config.embedding_dim], [0, 1])
-    model.text_discriminator_update(images, images, text, text[::-1])
+    images = _text_inputs(model)[0]
+    model.text_discriminator_update(*_text_inputs(model))
     mismatched, real, fake = (s.numpy() for s in seen)
     np.testing.assert_array_equal(mismatched, real)
     np.testing.assert_array_equal(real, fake)
@@ -202,6 +211,11 @@ def test_off_adds_no_ops_and_draws_nothing():
         for _ in range(draws):
             reference.next()
         np.testing.assert_array_equal(model.seed_generator.state.numpy(), reference.state.numpy())
+    # The text families' matching-aware D step draws nothing either when off.
+    text_model = _text_model()
+    before = text_model.seed_generator.state.numpy()
+    text_model.text_discriminator_update(*_text_inputs(text_model))
+    np.testing.assert_array_equal(text_model.seed_generator.state.numpy(), before)
 
 
 def test_same_seed_same_run_and_resume_from_the_seed_state_is_exact(tmp_path):
