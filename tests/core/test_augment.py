@@ -275,3 +275,40 @@ def test_augment_config_parses_and_rejects_unknown_policies():
         parse_augment("cutout,cutout")
     with pytest.raises(UsageError, match="needs images"):
         _model("gan", "data_dim=2", "augment=translation")
+
+
+@pytest.mark.parametrize(
+    "family, extra_draws",
+    [
+        ("dcgan", 2),  # D's step (real and fake share one), G's fake
+        ("cgan", 2),
+        ("cyclegan", 4),  # D_A's and D_B's steps, G's and F's adversarial terms
+        ("gan_int_cls", 3),  # D's step (three pairs share one), G's fake and interpolated fake
+        ("stackgan", 2),
+    ],
+)
+def test_every_family_draws_t_once_per_d_step_and_per_g_adversarial_term(family, extra_draws):
+    def draws_of_one_step(*overrides):
+        task = registry.get(family)
+        extra = {
+            "cgan": ["num_classes=3"],
+            "gan_int_cls": ["text_input=embeddings"],
+            "stackgan": ["text_input=embeddings"],
+        }.get(family, [])
+        config = apply_overrides(task.config_class(), [*TINY[family][1], *extra, *overrides])
+        model = task.build_model(config, seed=1)
+        model.compile(train_steps=10)
+        side = model.data_shape[0]
+        x = tf.constant(_images(4, side))
+        data = {
+            "dcgan": x,
+            "cgan": (x, tf.constant([0, 1, 2, 0])),
+            "cyclegan": (x, x[::-1]),
+        }.get(family)
+        if data is None:
+            text = tf.random.stateless_normal([4, config.embedding_dim], [0, 1])
+            data = (x, text, text[::-1])
+        model.train_step(data)
+        return int(model.seed_generator.state.numpy()[1])
+
+    assert draws_of_one_step(f"augment={ALL}") - draws_of_one_step() == extra_draws
