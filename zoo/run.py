@@ -56,6 +56,8 @@ class RunConfig:
         gaussian1d.
       data_dir: directory searched first for the dataset's files.
       classes: keep only these classes of a labelled dataset (names or indices).
+      examples_per_class: train on the first N examples of each class only (0 = all), e.g.
+        600 for a tenth of Fashion-MNIST; labelled in-memory datasets.
       model_dir: the run directory; the same one again resumes the run.
       train_steps: total generator steps.
       batch_size: global batch size (split over replicas); 0 = the family's default (64;
@@ -86,6 +88,7 @@ class RunConfig:
     dataset: str = "fashion_mnist"
     data_dir: str | None = None
     classes: tuple[str, ...] = ()
+    examples_per_class: int = 0
     model_dir: str = ""
     train_steps: int = 1000
     batch_size: int = 0

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -170,3 +172,48 @@ def test_real_fashion_mnist_stream():
     )  # Into epoch 2.
     second_epoch = batches(dataset.skip(1880), 1)[0]
     np.testing.assert_array_equal(batches(resumed, 1)[0][0], second_epoch[0])
+
+
+def test_examples_per_class_keeps_the_first_of_each_class(tiny_idx_dir, no_system_data):
+    dataset, info = tiny(tiny_idx_dir, examples_per_class=2, with_labels=True, batch_size=10)
+    assert info.num_examples == 20
+    ids = set()
+    for x, labels in batches(dataset, 4):
+        np.testing.assert_array_equal(labels, ids_of(x) % 10)
+        ids |= set(ids_of(x).tolist())
+    assert ids == set(range(20))  # images 0..19: the first two of each of the ten classes
+    # With a class filter: the first three sandals and sneakers (5, 15, 25 and 7, 17, 27).
+    dataset, info = tiny(tiny_idx_dir, classes=["sandal", 7], examples_per_class=3, batch_size=6)
+    assert info.num_examples == 6
+    assert set(ids_of(batches(dataset, 1)[0]).tolist()) == {5, 15, 25, 7, 17, 27}
+    # More than a class holds keeps them all.
+    assert tiny(tiny_idx_dir, examples_per_class=99)[1].num_examples == NUM_TINY
+
+
+@pytest.mark.parametrize(
+    "spec, count, message",
+    [
+        ("ring8", 5, "examples_per_class works on"),
+        ("fashion_mnist", -1, "examples_per_class must be a non-negative integer"),
+    ],
+)
+def test_examples_per_class_errors(tiny_idx_dir, no_system_data, spec, count, message):
+    with pytest.raises(UsageError, match=message):
+        make_dataset(spec, batch_size=4, data_dir=tiny_idx_dir, examples_per_class=count)
+
+
+def test_the_run_flag_reaches_every_familys_training_stream(tiny_idx_dir, no_system_data):
+    from zoo import registry
+    from zoo.run import RunConfig
+
+    rc = RunConfig(dataset="fashion_mnist", data_dir=tiny_idx_dir, examples_per_class=2)
+    for family, overrides, expected in (
+        ("dcgan", {}, 20),
+        ("cgan", {}, 20),
+        ("cyclegan", {"domain_a": "sandal", "domain_b": "sneaker"}, 4),
+    ):
+        task = registry.get(family)
+        run = dataclasses.replace(rc, model=family, **overrides)
+        config = dataclasses.replace(task.config_class(), image_size=8)
+        _, info = task.training_dataset(run, config, batch_size=2, start_step=0)
+        assert info.num_examples == expected, family

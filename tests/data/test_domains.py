@@ -106,3 +106,20 @@ def test_tfds_cycle_gan_splits():
         assert test_a.shape == test_b.shape == (2, 8, 8, 3)
     sources = domain_sources("tfds:cycle_gan/horse2zebra", split="test")
     assert [s.split for s in sources] == ["testA", "testB"]
+
+
+def test_examples_per_class_applies_to_each_domain(tiny_idx_dir):
+    dataset, info = make_domain_dataset(
+        "fashion_mnist",
+        batch_size=2,
+        domain_a="sandal",
+        domain_b="sneaker",
+        data_dir=tiny_idx_dir,
+        examples_per_class=2,
+    )
+    assert info.num_examples == 4
+    a_ids, b_ids = set(), set()
+    for a, b in take(dataset, 4):
+        a_ids |= set(ids_of(a).tolist())
+        b_ids |= set(ids_of(b).tolist())
+    assert a_ids == {5, 15} and b_ids == {7, 17}

@@ -128,3 +128,14 @@ def test_folder_with_classes(tmp_path):
     batch = batches(dataset, 1)[0]
     for label, text in zip(batch["labels"], batch["text"], strict=True):
         assert info.class_names[label] in text.decode()
+
+
+def test_examples_per_class_keeps_images_with_their_captions(tiny_idx_dir, no_system_data):
+    full = load_caption_arrays(data_dir=tiny_idx_dir, per_image=2, seed=0)
+    dataset, info = tiny(tiny_idx_dir, examples_per_class=1, captions_per_image=2, batch_size=10)
+    assert info.num_examples == 10
+    for batch in batches(dataset, 3):
+        ids = ids_of(batch["images"])
+        assert set(ids.tolist()) == set(range(10))  # the first image of each class
+        for i, caption in zip(ids, batch["text"], strict=True):
+            assert caption.decode() in full.captions[i]

@@ -14,6 +14,8 @@ from zoo.errors import UsageError
 # (`zoo.core.distribute` builds them; here so that flags can list them without TensorFlow).
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# DiffAugment's policies in the order they apply (`zoo.core.augment`).
+AUGMENT_POLICIES = ("color", "translation", "cutout")
 
 C = TypeVar("C")
 
@@ -33,6 +35,9 @@ class GANConfig:
         (10 for `wgan_gp`, 0 otherwise).
       r1_gamma: weight γ of the R1 penalty γ/2·‖∇D(x)‖² on real data (0 = off).
       spectral_norm: wrap the discriminator's weight layers in spectral normalisation.
+      augment: differentiable augmentation of D's inputs (DiffAugment, Zhao et al. 2020), the
+        same random transform on real and generated images: comma-separated policies from
+        color, translation, cutout (applied in that order), e.g. translation,cutout; empty = off.
       g_learning_rate, d_learning_rate, beta_1, beta_2: Adam settings of each player.
     """
 
@@ -44,6 +49,7 @@ class GANConfig:
     gp_weight: float = -1.0
     r1_gamma: float = 0.0
     spectral_norm: bool = False
+    augment: str = ""
     g_learning_rate: float = 2e-4
     d_learning_rate: float = 2e-4
     beta_1: float = 0.5
@@ -56,6 +62,31 @@ class GANConfig:
             raise UsageError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if isinstance(self.d_steps, int) and self.d_steps < 0:
             raise UsageError(f"d_steps must be >= 0 (0 = the loss's default), got {self.d_steps}")
+        parse_augment(self.augment)
+
+    @property
+    def augment_policies(self) -> tuple[str, ...]:
+        """The `augment` policies as a tuple of names (empty when off)."""
+        return parse_augment(self.augment)
+
+
+def parse_augment(text: str) -> tuple[str, ...]:
+    """Reads an `augment` value ("translation,cutout") into its policy names.
+
+    Raises:
+      UsageError: a name that is not a policy (the message lists them), or a repeated one.
+    """
+    if not isinstance(text, str):
+        raise UsageError(f"augment must be a string of policies, got {text!r}")
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    for name in names:
+        if name not in AUGMENT_POLICIES:
+            raise UsageError(
+                f"unknown augment policy {name!r}; policies: {', '.join(AUGMENT_POLICIES)}"
+            )
+    if len(set(names)) != len(names):
+        raise UsageError(f"augment names a policy twice: {text!r}")
+    return tuple(names)
 
 
 def _coerce(value: str, annotation: Any, field: str) -> Any:

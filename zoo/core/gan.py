@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.core import loss_scaling, losses, optimizers
+from zoo.core import augment, loss_scaling, losses, optimizers
 from zoo.core.config import GANConfig
 from zoo.core.latent import sample_z
 from zoo.errors import UsageError
@@ -68,6 +68,9 @@ class GAN(keras.Model):
             config.gp_weight if config.gp_weight >= 0 else self.loss_spec.gradient_penalty_weight
         )
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.augment_policies = config.augment_policies
+        if self.augment_policies and len(self.data_shape) != 3:
+            raise UsageError(f"augment={config.augment} needs images; this data is vectors")
         self.generator = self.build_generator()
         self.discriminator = self.build_discriminator()
         self.step = self.add_weight(
@@ -151,6 +154,29 @@ class GAN(keras.Model):
         """The generator's latent input z ~ N(0, I) for a batch."""
         return self.normal([batch_size, self.config.latent_dim])
 
+    # -- differentiable augmentation --------------------------------------------------------
+    def augment_draw(self, inputs: Any) -> tf.Tensor | None:
+        """One draw of DiffAugment's per-example parameters for a batch of D inputs (None, and
+        nothing drawn, when `augment` is off); see `zoo.core.augment`."""
+        if not self.augment_policies:
+            return None
+        batch_size = tf.shape(tf.nest.flatten(inputs)[0])[0]
+        return self.uniform([batch_size, augment.num_uniforms(self.augment_policies)])
+
+    def diff_augment(self, inputs: Any, draw: tf.Tensor | None = None) -> Any:
+        """T(inputs) with the parameters `draw` (a fresh draw when None); the inputs unchanged
+        when `augment` is off. Structures ([image, condition]) have their image augmented."""
+        if not self.augment_policies:
+            return inputs
+        if draw is None:
+            draw = self.augment_draw(inputs)
+        return augment.apply_to_input(inputs, draw, self.augment_policies)
+
+    def adversarial_logits(self, fake: Any, condition: Any = None) -> tf.Tensor:
+        """D's logits on generated data in G's step; through T, freshly drawn, when `augment`
+        is on."""
+        return self.discriminate_given(condition)(self.diff_augment(fake))
+
     # -- optimizers -------------------------------------------------------------------------
     def make_optimizer(self, learning_rate: float, train_steps: int) -> keras.optimizers.Optimizer:
         """One player's Adam (the families' papers all use Adam); override for schedules."""
@@ -224,8 +250,14 @@ class GAN(keras.Model):
         discriminate: Callable[[Any], tf.Tensor] | None = None,
         mismatched_logits: tf.Tensor | None = None,
         joint: bool = False,
+        augment_draw: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Adversarial loss of D plus its penalties, averaged over the global batch.
+
+        With `augment` on, D is D∘T: it sees T(real) and T(fake) under one draw of T's
+        parameters (`augment_draw`, or drawn here), and the penalties are D∘T's at the
+        un-augmented inputs, as the authors' code takes R1 (the gradient penalty's
+        interpolates commute with T, affine with shared parameters).
 
         Args:
           real, fake: D's inputs for real and generated data (tensors, or structures that
@@ -236,15 +268,26 @@ class GAN(keras.Model):
           joint: score real and fake in one call of `discriminate` on both batches stacked
             (the same logits for a D without statistics across examples, e.g. instance norm;
             never with batch norm, whose statistics would mix real and fake).
+          augment_draw: DiffAugment's parameters when the caller drew them (to give the real
+            images of `mismatched_logits` the same T); ignored when `augment` is off.
 
         Returns:
           The loss and a dict of values to track.
         """
         discriminate = discriminate or (lambda x: self.discriminate(x, training=True))
+        if self.augment_policies:
+            draw = self.augment_draw(real) if augment_draw is None else augment_draw
+            discriminate_plain = discriminate
+
+            def discriminate(x: Any) -> tf.Tensor:
+                return discriminate_plain(self.diff_augment(x, draw))
+
         if joint:
-            both = discriminate(
-                tf.nest.map_structure(lambda r, f: tf.concat([r, f], 0), real, fake)
-            )
+            stacked = tf.nest.map_structure(lambda r, f: tf.concat([r, f], 0), real, fake)
+            if self.augment_policies:  # real i and fake i under the same T
+                both = discriminate_plain(self.diff_augment(stacked, tf.concat([draw, draw], 0)))
+            else:
+                both = discriminate(stacked)
             real_logits, fake_logits = tf.split(both, 2, axis=0)
         else:
             real_logits = discriminate(real)
@@ -332,7 +375,7 @@ class GAN(keras.Model):
             fake = self.fake_batch(batch_size, condition)
         logs.update(self.discriminator_update(real, fake, condition))
         with tape:
-            fake_logits = self.discriminate_given(condition)(fake)
+            fake_logits = self.adversarial_logits(fake, condition)
             g_loss = losses.global_batch_mean(self.loss_spec.generator(fake_logits))
         self.apply_update(self.g_optimizer, tape, g_loss, self.generator_variables)
         logs["g_loss"] = replica_mean(g_loss)

@@ -22,7 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from zoo.data import folders, idx, tfds_source, toys
-from zoo.data.classes import resolve_classes
+from zoo.data.classes import first_per_class, resolve_classes
 from zoo.errors import UsageError
 
 IDX_NAMES = ("fashion_mnist", "mnist")
@@ -266,6 +266,7 @@ def make_dataset(
     channels: int | None = None,
     classes: Sequence[str | int] | None = None,
     with_labels: bool = False,
+    examples_per_class: int = 0,
 ) -> tuple[tf.data.Dataset, DatasetInfo]:
     """Builds an infinite, shuffled, batched, prefetched stream from a dataset spec.
 
@@ -294,6 +295,8 @@ def make_dataset(
       channels: Convert images to 1 (grayscale) or 3 (RGB) channels.
       classes: Keep only these classes (names, case-insensitive, or indices).
       with_labels: Yield (x, labels) instead of x.
+      examples_per_class: Keep only the first N examples of each (kept) class, in the
+        files' order (0 = all); labelled in-memory sources (IDX, class folders) only.
 
     Returns:
       The dataset and its `DatasetInfo`.
@@ -307,6 +310,10 @@ def make_dataset(
     stream_args = dict(
         batch_size=batch_size, seed=seed, start_step=start_step, with_labels=with_labels
     )
+    if examples_per_class and kind not in ("idx", "folder"):
+        raise UsageError(
+            f"examples_per_class works on {', '.join(IDX_NAMES)} and folder:PATH, not {spec!r}"
+        )
     if kind == "toy":
         if image_size is not None or channels is not None:
             logging.warning("%s is a vector dataset: image_size and channels are ignored", arg)
@@ -337,6 +344,10 @@ def make_dataset(
         )
         if len(source.images) == 0:
             raise UsageError(f"{source.name} has no examples of classes {list(classes or [])}")
+        if examples_per_class:
+            keep = first_per_class(source.labels, examples_per_class, source.name)
+            labels = source.labels[keep]
+            source = dataclasses.replace(source, images=source.images[keep], labels=labels)
         if with_labels and source.labels is None:
             raise UsageError(
                 f"{source.name} has no labels (no class sub-folders); drop with_labels"

@@ -113,6 +113,7 @@ def _stream(
     data_dir: str | None,
     image_size: int | None,
     channels: int | None,
+    examples_per_class: int,
 ) -> tuple[tf.data.Dataset, zoo_dataset.DatasetInfo]:
     return zoo_dataset.make_dataset(
         source.spec,
@@ -124,6 +125,7 @@ def _stream(
         image_size=image_size,
         channels=channels,
         classes=list(source.classes) if source.classes else None,
+        examples_per_class=examples_per_class,
     )
 
 
@@ -145,6 +147,7 @@ def make_domain_dataset(
     data_dir: str | None = None,
     image_size: int | None = None,
     channels: int | None = None,
+    examples_per_class: int = 0,
 ) -> tuple[tf.data.Dataset, zoo_dataset.DatasetInfo]:
     """An infinite stream of unpaired batches (a, b), each float32 [B, H, W, C] in [-1, 1].
 
@@ -158,6 +161,7 @@ def make_domain_dataset(
       data_dir: where the dataset's files are searched first.
       image_size, channels: size and channels of the images (needed for sources whose images
         vary in size, such as `tfds:cycle_gan/*`).
+      examples_per_class: the first N examples of each class of each domain (0 = all).
 
     Returns:
       The dataset and a `DatasetInfo` (name "A-source|B-source", shape of one image,
@@ -175,6 +179,7 @@ def make_domain_dataset(
         data_dir=data_dir,
         image_size=image_size,
         channels=channels,
+        examples_per_class=examples_per_class,
     )
     stream_a, info_a = _stream(source_a, seed=seed, **common)
     stream_b, info_b = _stream(source_b, seed=seed + 1, **common)

@@ -27,7 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from zoo.data import captions as captions_lib
-from zoo.data.classes import resolve_classes
+from zoo.data.classes import first_per_class, resolve_classes
 from zoo.data.dataset import DatasetInfo, _check_args, _output_shape, _preprocess, load_arrays
 from zoo.errors import UsageError
 
@@ -211,6 +211,7 @@ def make_text_dataset(
     channels: int | None = None,
     classes: Sequence[str | int] | None = None,
     captions_per_image: int = 10,
+    examples_per_class: int = 0,
 ) -> tuple[tf.data.Dataset, DatasetInfo]:
     """Builds an infinite, shuffled, batched, prefetched stream of images with text.
 
@@ -236,6 +237,8 @@ def make_text_dataset(
       channels: Convert images to 1 (grayscale) or 3 (RGB) channels.
       classes: Keep only these classes (names or indices; npz files need class_names).
       captions_per_image: Captions written per image (caption specs only).
+      examples_per_class: Keep only the first N images of each class, with their text
+        (0 = all; npz files need labels).
 
     Returns:
       The dataset and its `DatasetInfo` (shape is the image shape).
@@ -291,6 +294,9 @@ def make_text_dataset(
             name = text.lower().replace("-", "_")
         text_key = "text"
         stream_size, stream_channels = image_size, channels
+    if examples_per_class:
+        keep = first_per_class(labels, examples_per_class, name)
+        images, labels, texts = images[keep], labels[keep], texts[keep]
     dataset = _text_stream(
         images,
         labels,

@@ -133,10 +133,10 @@ class GANIntCls(TextConditionedGAN):
                 fake_int = self.generator([self.noise(batch_size), h_int], training=True)
         logs = self.text_discriminator_update(images, fake, text, mismatched)
         with tape:
-            fake_logits = self.discriminate(fake, True, condition=h)
+            fake_logits = self.adversarial_logits(fake, h)
             g_loss = losses.global_batch_mean(self.loss_spec.generator(fake_logits))
             if c.interpolation:
-                int_logits = self.discriminate(fake_int, True, condition=h_int)
+                int_logits = self.adversarial_logits(fake_int, h_int)
                 g_loss += losses.global_batch_mean(self.loss_spec.generator(int_logits))
         self.apply_update(self.g_optimizer, tape, g_loss, self.generator_variables)
         logs["g_loss"] = replica_mean(g_loss)

@@ -194,11 +194,12 @@ class Task:
 
 def dataset_options(rc: RunConfig, *, batch_size: int, start_step: int) -> dict[str, Any]:
     """The keywords every family's training stream takes from the run: batch, seed, where it
-    resumes, where the files are and which classes."""
+    resumes, where the files are, which classes and how many examples of each."""
     return {
         "batch_size": batch_size,
         "seed": rc.seed,
         "start_step": start_step,
         "data_dir": rc.data_dir,
         "classes": list(rc.classes) or None,
+        "examples_per_class": rc.examples_per_class,
     }

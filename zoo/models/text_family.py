@@ -146,14 +146,21 @@ class TextConditionedGAN(GAN):
         mismatching); φ is recomputed on D's tape when the text encoder is fine-tuned."""
         fake = tf.stop_gradient(fake)
         finetune = self.config.finetune_text_encoder
+        draw = self.augment_draw(images)  # one T for all three pairs (None when off)
         with tf.GradientTape() as tape:
             h = self.encode(text, training=finetune)
             mismatched_logits = None
             if self.config.matching_aware:
                 h_wrong = self.encode(mismatched, training=finetune)
-                mismatched_logits = self.discriminate(images, True, condition=h_wrong)
+                mismatched_logits = self.discriminate(
+                    self.diff_augment(images, draw), True, condition=h_wrong
+                )
             loss, logs = self.discriminator_loss(
-                images, fake, self.discriminate_given(h), mismatched_logits=mismatched_logits
+                images,
+                fake,
+                self.discriminate_given(h),
+                mismatched_logits=mismatched_logits,
+                augment_draw=draw,
             )
         self.apply_update(self.d_optimizer, tape, loss, self.discriminator_variables)
         return logs

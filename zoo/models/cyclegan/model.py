@@ -167,10 +167,12 @@ class CycleGAN(GAN):
         reconstructed_b = self.generator_ab(fake_a, training=True)
         parts = {
             "g_adversarial_loss": losses.global_batch_mean(
-                self.scale * spec.generator(self.discriminator_b(fake_b, training=True))
+                self.scale
+                * spec.generator(self.discriminator_b(self.diff_augment(fake_b), training=True))
             ),
             "f_adversarial_loss": losses.global_batch_mean(
-                self.scale * spec.generator(self.discriminator_a(fake_a, training=True))
+                self.scale
+                * spec.generator(self.discriminator_a(self.diff_augment(fake_a), training=True))
             ),
             "cycle_loss": losses.global_batch_mean(
                 losses.cycle_consistency_loss(real_a, reconstructed_a)

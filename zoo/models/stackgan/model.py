@@ -241,7 +241,7 @@ class StackGAN(TextConditionedGAN):
             fake, mu, log_var = self.stage_fake(self.noise(batch_size), h)
         logs = self.text_discriminator_update(images, fake, text, mismatched)
         with tape:
-            fake_logits = self.discriminate(fake, True, condition=h)
+            fake_logits = self.adversarial_logits(fake, h)
             g_loss = losses.global_batch_mean(self.loss_spec.generator(fake_logits))
             kl = losses.global_batch_mean(losses.kl_divergence(mu, log_var))
             g_loss += self.config.kl_weight * kl
