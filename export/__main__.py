@@ -64,6 +64,8 @@ def main(argv: list[str]) -> int:
                 formats=formats,
                 checkpoint=FLAGS.checkpoint,
                 overwrite=FLAGS.overwrite,
+                # One line per step as it ends (stdout is not captured), with its time.
+                log=lambda message: print(f"export: {message}", flush=True),
             )
     except UsageError as err:
         return cli.fail(err)
