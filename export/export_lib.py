@@ -513,7 +513,8 @@ def tflite_with_parity(
     progress.record(
         "convert",
         time.perf_counter() - start - sum(calibrated),
-        f"tflite {flavour} {signature} converted" + (" (calibration apart)" if calibrated else ""),
+        f"tflite {flavour} {signature} converted",
+        "calibration not included" if calibrated else "",
         **where,
     )
     operators = tflite_operators(content)
