@@ -7,10 +7,13 @@ and a checkpoint, whatever precision trained them, and writes
         assets.extra/tf_serving_warmup_requests   TFRecord of PredictionLog, per signature
     EXPORT_DIR/<name>.<flavour>.tflite            float32, float16, int8 (builtin ops only)
     EXPORT_DIR/<name>.<signature>.<flavour>.tflite  instead, for models with several signatures
-    EXPORT_DIR/<name>.json                        model, specs, step, parity, latency, sizes
+    EXPORT_DIR/<name>.json                        model, specs, step, parity, latency, sizes,
+                                                  timings (seconds of each step and in all)
 
 Nothing here knows a family: the model's `serving_signatures()` says what to serve and
-`representative_inputs()` what the generator is fed (int8 calibration, warmup, parity).
+`representative_inputs()` what the generator is fed (int8 calibration, warmup, parity) and
+`calibration_samples()` how many inputs int8 calibration takes. Each step is reported to `log`
+as it ends, with its time.
 The export is atomic: the SavedModel is written to a hidden directory beside the versions
 (TF Serving only loads all-digit directory names) and renamed into place once every check
 has passed; files are written through a temporary file and a rename. What an export killed
@@ -58,7 +61,7 @@ MIN_PARITY_BATCH = 2
 PARITY_ELEMENTS = 8 * 64 * 64 * 3
 PARITY_SEED = 20160107
 # int8 calibration: how many representative inputs is the family's (`Task.calibration_samples`,
-# 64 by default; CycleGAN 16, see zoo/models/cyclegan/task.py).
+# 64 by default; CycleGAN 4 at 256 px, see zoo/models/cyclegan/task.py).
 CALIBRATION_SEED = 1
 WARMUP_BATCHES = (1, 2, 4)  # one request per batch size and signature
 WARMUP_SEED = 2

@@ -124,8 +124,9 @@ class CycleGANTask(Task):
         give it many values per tensor, while more images only widen the ranges (coarser int8
         steps). Measured on a 256 px sandal -> sneaker run (int8 against the SavedModel on 4
         held-out images): max abs error 1.94, 1.94, 1.95, 1.96, 1.98 and mean 0.195, 0.210,
-        0.216, 0.217, 0.247 with 1, 2, 4, 8, 64 images, while calibration costs 4 to 8 s per
-        256 px image (single-threaded): 64 images took 8 minutes per direction.
+        0.216, 0.217, 0.247 with 1, 2, 4, 8, 64 images. Calibration runs single-threaded at
+        about 4 s per 256 px image on two cores: 4 images took 15 s per direction, 64 images
+        503 s (under load 6), which was most of a 25-minute export.
         """
         size = model.config.image_size
         return int(min(64, max(4, 64 * 32**2 // size**2)))
