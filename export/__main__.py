@@ -1,8 +1,10 @@
 """Exports a trained run: `python -m export --model_dir=RUN --export_dir=OUT`.
 
 Writes `OUT/<name>/<version>/` (TF Serving SavedModel with warmup requests), the builtins-only
-TFLite files beside it and `OUT/<name>.json`, then prints what it wrote and the parity of each
-TFLite flavour against the SavedModel. Flags live here only; the work is `export_lib.export`.
+TFLite files beside it and `OUT/<name>.json`. As it goes it prints one `export: ...` line per
+step with its time (SavedModel, each int8 calibration, conversion, parity run and latency, then
+the total; the JSON's `timings` keeps them), then what it wrote and the parity of each TFLite
+flavour against the SavedModel. Flags live here only; the work is `export_lib.export`.
 Bad input prints one line on stderr and exits with code 2; an export that fails its checks
 (conversion, operators, parity) prints one line and exits with code 1, writing nothing.
 """
@@ -64,6 +66,8 @@ def main(argv: list[str]) -> int:
                 formats=formats,
                 checkpoint=FLAGS.checkpoint,
                 overwrite=FLAGS.overwrite,
+                # One line per step as it ends (stdout is not captured), with its time.
+                log=lambda message: print(f"export: {message}", flush=True),
             )
     except UsageError as err:
         return cli.fail(err)

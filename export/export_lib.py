@@ -7,10 +7,13 @@ and a checkpoint, whatever precision trained them, and writes
         assets.extra/tf_serving_warmup_requests   TFRecord of PredictionLog, per signature
     EXPORT_DIR/<name>.<flavour>.tflite            float32, float16, int8 (builtin ops only)
     EXPORT_DIR/<name>.<signature>.<flavour>.tflite  instead, for models with several signatures
-    EXPORT_DIR/<name>.json                        model, specs, step, parity, latency, sizes
+    EXPORT_DIR/<name>.json                        model, specs, step, parity, latency, sizes,
+                                                  timings (seconds of each step and in all)
 
 Nothing here knows a family: the model's `serving_signatures()` says what to serve and
-`representative_inputs()` what the generator is fed (int8 calibration, warmup, parity).
+`representative_inputs()` what the generator is fed (int8 calibration, warmup, parity) and
+`calibration_samples()` how many inputs int8 calibration takes. Each step is reported to `log`
+as it ends, with its time.
 The export is atomic: the SavedModel is written to a hidden directory beside the versions
 (TF Serving only loads all-digit directory names) and renamed into place once every check
 has passed; files are written through a temporary file and a rename. What an export killed
@@ -47,14 +50,26 @@ from zoo.rundir import check_writable_dir
 PARITY_TOLERANCE = {"float32": 1e-4, "float16": 2e-2}
 # int8 is reported; above this max absolute error the export warns (it does not fail).
 INT8_WARNING_ERROR = 0.25
+# Parity runs on a fixed batch sized to the generator's output, whatever the family
+# (`parity_batch`): PARITY_BATCH examples, fewer for big outputs so that the batch holds about
+# PARITY_ELEMENTS output values (8 examples of 64 px RGB), never fewer than MIN_PARITY_BATCH
+# (a batch > 1 also checks the dynamic batch axis). A 256 px RGB output gets 2 examples:
+# 393 216 output values, where one LiteRT call costs about a second per image; the float32
+# and float16 limits hold for every one of those values, so the guarantee is the same check.
 PARITY_BATCH = 8
+MIN_PARITY_BATCH = 2
+PARITY_ELEMENTS = 8 * 64 * 64 * 3
 PARITY_SEED = 20160107
-CALIBRATION_SAMPLES = 64
+# int8 calibration: how many representative inputs is the family's (`Task.calibration_samples`,
+# 64 by default; CycleGAN 4 at 256 px, see zoo/models/cyclegan/task.py).
 CALIBRATION_SEED = 1
 WARMUP_BATCHES = (1, 2, 4)  # one request per batch size and signature
 WARMUP_SEED = 2
 WARMUP_FILE = "tf_serving_warmup_requests"
+# Latency: the median of up to LATENCY_REPEATS timed calls after the parity call (which warms
+# up), stopping once the timed calls took LATENCY_BUDGET_S (at least one timed call).
 LATENCY_REPEATS = 5
+LATENCY_BUDGET_S = 1.0
 SERVING_DEFAULT = "serving_default"
 
 
@@ -160,6 +175,62 @@ def representative_inputs(
     }
 
 
+def _elements_per_example(signature: Signature) -> int | None:
+    """Output values one example of a signature produces (None if a dimension is unknown)."""
+    total = 0
+    for spec in signature.outputs.values():
+        dims = spec.shape.as_list()[1:]
+        if any(d is None for d in dims):
+            return None
+        total += int(np.prod(dims, dtype=np.int64))
+    return max(1, total)
+
+
+def parity_batch(signature: Signature) -> int:
+    """The fixed parity batch of one signature: PARITY_BATCH, fewer for big outputs (about
+    PARITY_ELEMENTS output values), never below MIN_PARITY_BATCH."""
+    elements = _elements_per_example(signature)
+    if elements is None:
+        return PARITY_BATCH
+    return min(PARITY_BATCH, max(MIN_PARITY_BATCH, PARITY_ELEMENTS // elements))
+
+
+def calibration_samples(trained: zoo_run.TrainedRun) -> int:
+    """How many representative inputs int8 calibration gets: the family task's number."""
+    count = trained.task.calibration_samples(trained.model)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ExportError(f"calibration_samples must be a positive int, got {count!r}")
+    return count
+
+
+class Progress:
+    """Times the steps of an export: one `log` line per step as it ends, and the list of
+    steps with their seconds that goes into the export's JSON (`timings`)."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log = log
+        self.started = time.perf_counter()
+        self.phases: list[dict[str, Any]] = []
+
+    def record(self, step: str, seconds: float, text: str, result: str = "", **fields: Any) -> None:
+        """Records a step that took `seconds` and logs `<text> in <seconds> s[, <result>]`."""
+        self.phases.append({"step": step, **fields, "seconds": round(seconds, 3)})
+        self.log(f"{text} in {seconds:.1f} s" + (f", {result}" if result else ""))
+
+    @contextlib.contextmanager
+    def step(self, step: str, text: str, **fields: Any) -> Iterator[None]:
+        """Times the block as one step (recorded only if it succeeds)."""
+        start = time.perf_counter()
+        yield
+        self.record(step, time.perf_counter() - start, text, **fields)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def timings(self) -> dict[str, Any]:
+        return {"total_s": round(self.elapsed(), 3), "phases": list(self.phases)}
+
+
 # -- warmup requests (TF Serving's PredictionLog, written without tensorflow-serving-api) ----
 def _varint(value: int) -> bytes:
     out = bytearray()
@@ -228,6 +299,7 @@ def convert(
     signature: str,
     flavour: str,
     representative: dict[str, np.ndarray] | None = None,
+    on_calibrated: Callable[[float, int], None] | None = None,
 ) -> tuple[bytes, bool]:
     """Converts one signature of a SavedModel to TFLite with builtin operators only.
 
@@ -237,6 +309,8 @@ def convert(
       flavour: `float32`; `float16` (float16 weights); `int8` (weights and activations
         quantized with `representative` as calibration data; float input and output).
       representative: calibration inputs keyed by input name (int8 only).
+      on_calibrated: called with (seconds, examples) after each pass of the calibrator over
+        `representative` (int8 only), as it happens.
 
     Returns:
       The flatbuffer and whether every quantizable op runs in int8 (True except for an
@@ -268,8 +342,13 @@ def convert(
         count = len(next(iter(representative.values())))
 
         def dataset() -> Iterator[dict[str, np.ndarray]]:
+            # The calibrator pulls the examples one by one while it runs the float model on
+            # them: first pull to exhaustion is the calibration.
+            start = time.perf_counter()
             for i in range(count):
                 yield {key: value[i : i + 1] for key, value in representative.items()}
+            if on_calibrated is not None:
+                on_calibrated(time.perf_counter() - start, count)
 
         # Integer-only kernels first; ops without one fall back to float builtins (never Flex).
         for ops, integer_only in (
@@ -315,26 +394,43 @@ def check_builtins_only(operators: Sequence[str], what: str) -> None:
         raise ExportError(f"{what} needs non-builtin operators: {', '.join(custom)}")
 
 
+def cpu_threads() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def litert_runner(
-    content: bytes | None = None, path: str | None = None, signature: str = ""
+    content: bytes | None = None,
+    path: str | None = None,
+    signature: str = "",
+    num_threads: int | None = None,
 ) -> Any:
-    """A LiteRT signature runner (resizes its inputs to each call's batch)."""
+    """A LiteRT signature runner (resizes its inputs to each call's batch), on `num_threads`
+    threads (default: every CPU this process may use; LiteRT's own default is one)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=content, model_path=path)
+    interpreter = Interpreter(
+        model_content=content, model_path=path, num_threads=num_threads or cpu_threads()
+    )
     keys = list(interpreter.get_signature_list())
     return interpreter.get_signature_runner(signature or keys[0])
 
 
-def _latency_ms(fn: Callable[[], Any]) -> float:
-    """Median wall time of a call in milliseconds (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(LATENCY_REPEATS):
+def _latency_ms(fn: Callable[[], Any], warm: bool = False) -> tuple[float, int]:
+    """Median wall time of a call in milliseconds and the number of timed calls: up to
+    LATENCY_REPEATS, stopping once they took LATENCY_BUDGET_S (at least one). One untimed
+    warm-up call first unless `warm` (the caller has just made one, e.g. the parity run)."""
+    if not warm:
+        fn()
+    times: list[float] = []
+    while len(times) < LATENCY_REPEATS and sum(times) < LATENCY_BUDGET_S:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return round(1000 * statistics.median(times), 3)
+    return round(1000 * statistics.median(times), 3), len(times)
 
 
 def _spec_json(spec: tf.TensorSpec) -> dict[str, Any]:
@@ -386,8 +482,12 @@ def tflite_with_parity(
     batch: dict[str, np.ndarray],
     reference: dict[str, np.ndarray],
     calibration: dict[str, np.ndarray] | None,
+    progress: Progress | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
     """Converts one signature to one flavour, checks its operators and measures its parity.
+
+    Each step (int8 calibration, conversion, parity run, latency) is recorded in `progress`
+    as it ends.
 
     Returns:
       The flatbuffer and its manifest entry (errors against `reference`, the SavedModel's
@@ -397,12 +497,46 @@ def tflite_with_parity(
       ExportError: conversion failed, non-builtin operators, or float32/float16 parity out of
         tolerance.
     """
-    content, integer_only = convert(saved_model_dir, signature, flavour, calibration)
+    progress = progress or Progress(lambda message: None)
+    where = {"signature": signature, "flavour": flavour}
+    calibrated: list[float] = []
+
+    def on_calibrated(seconds: float, count: int) -> None:
+        calibrated.append(seconds)
+        progress.record(
+            "calibration",
+            seconds,
+            f"int8 calibration of {signature} ({count} examples)",
+            examples=count,
+            **where,
+        )
+
+    start = time.perf_counter()
+    content, integer_only = convert(saved_model_dir, signature, flavour, calibration, on_calibrated)
+    progress.record(
+        "convert",
+        time.perf_counter() - start - sum(calibrated),
+        f"tflite {flavour} {signature} converted",
+        "calibration not included" if calibrated else "",
+        **where,
+    )
     operators = tflite_operators(content)
     check_builtins_only(operators, file_name)
-    runner = litert_runner(content, signature=signature)
+    threads = cpu_threads()
+    runner = litert_runner(content, signature=signature, num_threads=threads)
+    size = len(next(iter(batch.values())))
+    start = time.perf_counter()
     max_error, mean_error = _errors(runner(**batch), reference)
     tolerance = PARITY_TOLERANCE.get(flavour)
+    progress.record(
+        "parity",
+        time.perf_counter() - start,
+        f"parity {flavour} {signature} (batch {size}, {threads} threads)",
+        f"max abs err {max_error:.3g}"
+        + (f" (limit {tolerance:g})" if tolerance is not None else " (reported)"),
+        batch=size,
+        **where,
+    )
     if tolerance is not None and not max_error <= tolerance:
         raise ExportError(
             f"{file_name}: max abs error {max_error:.3g} against the SavedModel exceeds "
@@ -412,6 +546,16 @@ def tflite_with_parity(
         key: {"dtype": np.dtype(d["dtype"]).name, "shape": [int(n) for n in d["shape_signature"]]}
         for key, d in runner.get_input_details().items()
     }
+    start = time.perf_counter()
+    latency, calls = _latency_ms(lambda: runner(**batch), warm=True)
+    progress.record(
+        "latency",
+        time.perf_counter() - start,
+        f"latency {flavour} {signature} ({calls} calls)",
+        f"{latency:.1f} ms/batch",
+        calls=calls,
+        **where,
+    )
     return content, {
         "signature": signature,
         "flavour": flavour,
@@ -424,7 +568,9 @@ def tflite_with_parity(
         "mean_abs_error": mean_error,
         "tolerance": INT8_WARNING_ERROR if tolerance is None else tolerance,
         "status": "ok" if tolerance is not None or max_error <= INT8_WARNING_ERROR else "warning",
-        "latency_ms": _latency_ms(lambda: runner(**batch)),
+        "latency_ms": latency,
+        "latency_calls": calls,
+        "threads": threads,
     }
 
 
@@ -451,7 +597,9 @@ def export(
       formats: any of `saved_model`, `float32`, `float16`, `int8`.
       checkpoint: a checkpoint prefix or directory instead of the run's latest.
       overwrite: replace an existing version.
-      log: receives progress lines.
+      log: receives one progress line per step as it ends (loading, SavedModel, each
+        reference run, int8 calibration, conversion, parity run and latency, the total);
+        the steps' seconds and the total are also in the JSON's `timings`.
 
     Returns:
       An `ExportResult`; `manifest` is what `OUT/<name>.json` holds.
@@ -473,8 +621,15 @@ def export(
             ) from err
     check_writable_dir(export_dir, "--export_dir")
     remove_stale_staging(export_dir)
+    progress = Progress(log)
+    start = time.perf_counter()
     trained = zoo_run.load_trained(model_dir, checkpoint)
     model = trained.model
+    progress.record(
+        "load",
+        time.perf_counter() - start,
+        f"rebuilt {model.family_name} in float32 from {trained.checkpoint}",
+    )
     name = name or model.family_name
     _check_name(name)
     version = trained.step if version is None else int(version)
@@ -487,7 +642,8 @@ def export(
     _check_free(final_dir, json_path, version, "saved_model" in formats, overwrite)
     os.makedirs(model_root, exist_ok=True)
 
-    signatures = trace_signatures(trained.task, model)
+    with progress.step("trace", "traced the serving signatures"):
+        signatures = trace_signatures(trained.task, model)
     flavours = [f for f in FLAVOURS if f in formats]
     tflite_names = [n for n in trained.task.tflite_signatures(model) if n in signatures]
     per_signature = len(tflite_names) > 1
@@ -497,25 +653,61 @@ def export(
     staged_files: dict[str, str] = {}  # final path -> staged temp file
     warnings: list[str] = list(trained.warnings)
     try:
-        log(f"rebuilt {model.family_name} in float32 from {trained.checkpoint}")
+        start = time.perf_counter()
         warmup_count = save_saved_model(trained, signatures, staging, name)
         loaded = tf.saved_model.load(staging)
-        entries, saved_latency = [], {}
+        progress.record(
+            "saved_model",
+            time.perf_counter() - start,
+            f"SavedModel written with {warmup_count} warmup requests and loaded back",
+        )
+        entries, saved_latency, sizes = [], {}, {}
+        calibration_size = calibration_samples(trained)
         for signature in signatures.values():
-            batch = representative_inputs(trained, signature, PARITY_BATCH, PARITY_SEED)
+            batch_size = parity_batch(signature)
+            sizes[signature.name] = {"batch": batch_size, "calibration_samples": 0}
+            start = time.perf_counter()
+            batch = representative_inputs(trained, signature, batch_size, PARITY_SEED)
             served = loaded.signatures[signature.name]
             tensors = {k: tf.constant(v, dtype=signature.inputs[k].dtype) for k, v in batch.items()}
             reference = {k: v.numpy().astype(np.float64) for k, v in served(**tensors).items()}
-            saved_latency[signature.name] = _latency_ms(lambda s=served, t=tensors: s(**t))
+            progress.record(
+                "reference",
+                time.perf_counter() - start,
+                f"reference {signature.name} (SavedModel, batch {batch_size})",
+                signature=signature.name,
+                batch=batch_size,
+            )
+            start = time.perf_counter()
+            saved_latency[signature.name], calls = _latency_ms(
+                lambda s=served, t=tensors: s(**t), warm=True
+            )
+            progress.record(
+                "latency",
+                time.perf_counter() - start,
+                f"latency SavedModel {signature.name} ({calls} calls)",
+                f"{saved_latency[signature.name]:.1f} ms/batch",
+                signature=signature.name,
+                flavour="saved_model",
+                calls=calls,
+            )
             calibration = None
             if "int8" in flavours and signature.name in tflite_names:
                 calibration = representative_inputs(
-                    trained, signature, CALIBRATION_SAMPLES, CALIBRATION_SEED
+                    trained, signature, calibration_size, CALIBRATION_SEED
                 )
+                sizes[signature.name]["calibration_samples"] = calibration_size
             for flavour in flavours if signature.name in tflite_names else ():
                 file_name = _tflite_file_name(name, signature.name, flavour, per_signature)
                 content, entry = tflite_with_parity(
-                    staging, signature.name, flavour, file_name, batch, reference, calibration
+                    staging,
+                    signature.name,
+                    flavour,
+                    file_name,
+                    batch,
+                    reference,
+                    calibration,
+                    progress,
                 )
                 entries.append(entry)
                 if entry["status"] == "warning":
@@ -525,8 +717,8 @@ def export(
                     )
                 staged = _write_bytes_staged(export_dir, content)
                 staged_files[os.path.join(export_dir, file_name)] = staged
-                log(f"converted {file_name}: max abs error {entry['max_abs_error']:.3g}")
         del loaded
+        first_sizes = next(iter(sizes.values()))
         manifest = {
             "name": name,
             "family": model.family_name,
@@ -557,15 +749,24 @@ def export(
             },
             "parity": {
                 "reference": "saved_model",
-                "batch": PARITY_BATCH,
+                # Sizes of the first signature (the same for all of them unless their outputs
+                # differ in size); `per_signature` has each.
+                "batch": first_sizes["batch"],
                 "seed": PARITY_SEED,
-                "calibration_samples": CALIBRATION_SAMPLES if "int8" in flavours else 0,
+                "calibration_samples": max(s["calibration_samples"] for s in sizes.values()),
+                "calibration_seed": CALIBRATION_SEED,
+                "per_signature": sizes,
                 "runtime": "ai_edge_litert",
+                "threads": cpu_threads(),
             },
             "tflite": entries,
             "warnings": warnings,
             **trained.task.export_metadata(model),
         }
+        # Seconds of each step and of the whole export up to here (the renames that follow
+        # take milliseconds).
+        manifest["timings"] = progress.timings()
+        log(f"total in {manifest['timings']['total_s']:.1f} s")
         staged_json = _write_bytes_staged(
             export_dir, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), ".json"
         )

@@ -186,6 +186,14 @@ class Task:
         del rc, signature
         return model.sample_inputs(num, seed)
 
+    def calibration_samples(self, model: GAN) -> int:
+        """How many `representative_inputs` int8 calibration needs. The calibrator records each
+        activation tensor's min and max over them; a generator fed with z has few values per
+        tensor in its first layers (4×4 maps), so it takes 64 draws for those ranges to settle.
+        """
+        del model
+        return 64
+
     def export_metadata(self, model: GAN) -> dict[str, Any]:
         """More entries for the export's JSON (e.g. the tokenizer an app needs)."""
         del model

@@ -128,6 +128,22 @@ class CycleGANTask(Task):
         a, b = self.real_images(model, num, rc, seed)
         return {"images": b if signature == "b_to_a" else a}
 
+    def calibration_samples(self, model: CycleGAN) -> int:
+        """Real images for int8 calibration: as many pixels as 64 images of 32 px
+        (64 · 32² / size²), between 4 and 64; 4 at 128 and 256 px.
+
+        The calibrator records each activation tensor's min and max. Every tensor of the ResNet
+        generator is a feature map of at least (size/4)² positions per image, so a few images
+        give it many values per tensor, while more images only widen the ranges (coarser int8
+        steps). Measured on a 256 px sandal -> sneaker run (int8 against the SavedModel on 4
+        held-out images): max abs error 1.94, 1.94, 1.95, 1.96, 1.98 and mean 0.195, 0.210,
+        0.216, 0.217, 0.247 with 1, 2, 4, 8, 64 images. Calibration runs single-threaded at
+        about 4 s per 256 px image on two cores: 4 images took 15 s per direction, 64 images
+        503 s (under load 6), which was most of a 25-minute export.
+        """
+        size = model.config.image_size
+        return int(min(64, max(4, 64 * 32**2 // size**2)))
+
     def serving_signatures(self, model: CycleGAN) -> SignatureTable:
         """`a_to_b` (G, also `serving_default`) and `b_to_a` (F): `images` in, `images` out."""
         c = model.config
