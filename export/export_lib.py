@@ -439,6 +439,7 @@ def export(
     checkpoint: str | None = None,
     overwrite: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    weights: str | None = None,
 ) -> ExportResult:
     """Exports a run's generator(s) to TF Serving and TFLite, with parity measured.
 
@@ -452,6 +453,8 @@ def export(
       checkpoint: a checkpoint prefix or directory instead of the run's latest.
       overwrite: replace an existing version.
       log: receives progress lines.
+      weights: `ema` or `raw` generator weights (`zoo.run.load_trained`); default `ema` when
+        the run averaged them. The JSON's `weights` says which.
 
     Returns:
       An `ExportResult`; `manifest` is what `OUT/<name>.json` holds.
@@ -473,7 +476,7 @@ def export(
             ) from err
     check_writable_dir(export_dir, "--export_dir")
     remove_stale_staging(export_dir)
-    trained = zoo_run.load_trained(model_dir, checkpoint)
+    trained = zoo_run.load_trained(model_dir, checkpoint, weights)
     model = trained.model
     name = name or model.family_name
     _check_name(name)
@@ -539,6 +542,7 @@ def export(
             },
             "checkpoint": os.path.abspath(trained.checkpoint),
             "step": trained.step,
+            "weights": trained.weights,
             "version": version,
             "saved_model": {
                 "path": os.path.join(name, str(version)) if "saved_model" in formats else None,

@@ -34,6 +34,9 @@ class GANConfig:
       r1_gamma: weight γ of the R1 penalty γ/2·‖∇D(x)‖² on real data (0 = off).
       spectral_norm: wrap the discriminator's weight layers in spectral normalisation.
       g_learning_rate, d_learning_rate, beta_1, beta_2: Adam settings of each player.
+      ema_decay: decay of the moving average of G's weights (batch-norm statistics too) that
+        sample pictures, evaluation and export use (0 = off; e.g. 0.999), ramped up as
+        min(ema_decay, (1 + t) / (10 + t)) over its t updates (`zoo.core.ema`).
     """
 
     latent_dim: int = 100
@@ -48,6 +51,7 @@ class GANConfig:
     d_learning_rate: float = 2e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         # Checked before any tensor is made: latent_dim=0 aborts the process inside oneDNN,
@@ -56,6 +60,8 @@ class GANConfig:
             raise UsageError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if isinstance(self.d_steps, int) and self.d_steps < 0:
             raise UsageError(f"d_steps must be >= 0 (0 = the loss's default), got {self.d_steps}")
+        if isinstance(self.ema_decay, int | float) and not 0.0 <= self.ema_decay < 1.0:
+            raise UsageError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
 
 
 def _coerce(value: str, annotation: Any, field: str) -> Any:
