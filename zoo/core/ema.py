@@ -111,10 +111,17 @@ class GeneratorEMA(tf.Module):
         decay = ramp_decay(self.decay, self.num_updates)
         rate = tf.where(finite, 1.0 - decay, 0.0)
         for shadow, weight in self._pairs(networks):
-            delta = rate * (shadow - tf.cast(weight.value, tf.float32))
+            difference = shadow - tf.cast(weight.value, tf.float32)
             if not weight.trainable:  # batch-norm statistics of a skipped step may be NaN
-                delta = tf.where(finite, delta, 0.0)
-            shadow.assign_sub(delta)
+                difference = tf.where(finite, difference, 0.0)
+            if type(shadow).__name__ == "ResourceVariable":
+                # s ← s − rate·(s − w) in one kernel (half the time of `assign_sub` of a
+                # product on the 64 px DCGAN's G); distributed variables take `assign_sub`.
+                tf.raw_ops.ResourceApplyGradientDescent(
+                    var=shadow.handle, alpha=rate, delta=difference, use_locking=False
+                )
+            else:
+                shadow.assign_sub(rate * difference)
         self.num_updates.assign_add(tf.cast(finite, tf.int64))
 
     def copy_to(self, networks: Mapping[str, keras.Model]) -> None:
