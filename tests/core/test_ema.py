@@ -251,3 +251,14 @@ print(len(locals_[0]), same, error < 1e-5, counts)
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["2", "True", "True", "[2,", "2]"], result.stdout
+
+
+def test_shadows_are_float32_under_mixed_float16():
+    distribute.set_precision("mixed_float16")
+    model = _dcgan("ema_decay=0.5")
+    assert any(w.dtype == "float32" and w.trainable for w in model.generator.weights)
+    finite = model.train_on_batch(_images(), return_dict=True)["finite"]
+    shadows = model.ema.shadows["generator"]
+    assert {s.dtype for s in shadows} == {tf.float32}
+    assert all(np.isfinite(np.array(s)).all() for s in shadows)
+    assert int(model.ema.num_updates.numpy()) == int(finite)  # a skipped step is not counted
