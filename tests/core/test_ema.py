@@ -262,3 +262,18 @@ def test_shadows_are_float32_under_mixed_float16():
     assert {s.dtype for s in shadows} == {tf.float32}
     assert all(np.isfinite(np.array(s)).all() for s in shadows)
     assert int(model.ema.num_updates.numpy()) == int(finite)  # a skipped step is not counted
+
+
+def test_a_config_saved_before_the_average_existed_has_none():
+    import dataclasses
+
+    from zoo.core.config import config_from_dict, config_to_dict
+
+    @dataclasses.dataclass
+    class Averaged(registry.get("dcgan").config_class):
+        ema_decay: float = 0.999  # a family that turned the average on by default
+
+    saved = config_to_dict(Averaged())
+    assert config_from_dict(Averaged, saved).ema_decay == 0.999
+    del saved["ema_decay"]  # a config.json from before the field
+    assert config_from_dict(Averaged, saved).ema_decay == 0.0

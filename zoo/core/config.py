@@ -53,6 +53,10 @@ class GANConfig:
     beta_2: float = 0.999
     ema_decay: float = 0.0
 
+    # Fields added after runs were saved: what a saved config without them meant, whatever a
+    # family's default is now (a run from before the average had none in its checkpoints).
+    absent_from_old_runs: typing.ClassVar[dict[str, Any]] = {"ema_decay": 0.0}
+
     def __post_init__(self) -> None:
         # Checked before any tensor is made: latent_dim=0 aborts the process inside oneDNN,
         # and a negative d_steps would first surface as a negative data batch size.
@@ -130,7 +134,8 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
-    """Rebuilds a config from `config_to_dict` output; unknown keys are a UsageError.
+    """Rebuilds a config from `config_to_dict` output; unknown keys are a UsageError, and a
+    field missing from `values` takes its `absent_from_old_runs` value (else its default).
 
     Raises:
       TypeError: `values` is not a dict (e.g. a damaged config.json).
@@ -143,7 +148,7 @@ def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
     unknown = sorted(set(values) - names)
     if unknown:
         raise UsageError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
-    kwargs = {}
+    kwargs = dict(getattr(cls, "absent_from_old_runs", {}))
     for key, value in values.items():
         if isinstance(value, list) and typing.get_origin(hints[key]) is tuple:
             value = tuple(value)
