@@ -277,3 +277,35 @@ def test_a_config_saved_before_the_average_existed_has_none():
     assert config_from_dict(Averaged, saved).ema_decay == 0.999
     del saved["ema_decay"]  # a config.json from before the field
     assert config_from_dict(Averaged, saved).ema_decay == 0.0
+
+
+def test_stackgan_phase_two_starts_from_phase_one_s_averaged_stage_one(tmp_path):
+    from zoo import run as zoo_run
+
+    task = registry.get("stackgan")
+    overrides = [
+        "text_input=embeddings",
+        "stage1_size=16",
+        "image_size=32",
+        *(f"stage{s}_{p}_filters=4" for s in (1, 2) for p in ("generator", "discriminator")),
+        "residual_blocks=1",
+        "condition_dim=4",
+        "embedding_dim=8",
+        "latent_dim=4",
+        "ema_decay=0.5",
+    ]
+    config = apply_overrides(task.config_class(), overrides)
+    first = task.build_model(config, seed=0)
+    assert list(first.ema_networks) == ["generator"]
+    for shadow in first.ema.shadows["generator"]:
+        shadow.assign(shadow + 1.0)  # an average unlike the raw weights
+    directory = zoo_run.checkpoint_dir(str(tmp_path), 1)
+    tf.train.Checkpoint(model=first).save(f"{directory}/ckpt")
+    second = task.build_model(apply_overrides(config, ["stage=2"]), seed=0)
+    assert list(second.ema_networks) == ["stage2_generator"]
+    rc = zoo_run.RunConfig(model="stackgan", dataset="fashion_mnist", model_dir=str(tmp_path))
+    task.warm_start(second, rc)
+    for shadow, weight in zip(
+        first.ema.shadows["generator"], second.generator.weights, strict=True
+    ):
+        np.testing.assert_array_equal(np.array(shadow), np.array(weight))
