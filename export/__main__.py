@@ -30,6 +30,12 @@ flags.DEFINE_list(
 )
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory (default: the latest).")
 flags.DEFINE_boolean("overwrite", False, "Replace an existing version.")
+flags.DEFINE_enum(
+    "weights",
+    None,
+    ["ema", "raw"],
+    "Generator weights: ema (their moving average) or raw (default: ema when the run has one).",
+)
 
 
 def _size(num_bytes: int) -> str:
@@ -68,6 +74,7 @@ def main(argv: list[str]) -> int:
                 overwrite=FLAGS.overwrite,
                 # One line per step as it ends (stdout is not captured), with its time.
                 log=lambda message: print(f"export: {message}", flush=True),
+                weights=FLAGS.weights,
             )
     except UsageError as err:
         return cli.fail(err)
@@ -79,7 +86,7 @@ def main(argv: list[str]) -> int:
     if result.saved_model_dir:
         sigs = ", ".join(manifest["signatures"])
         print(
-            f"wrote {result.saved_model_dir}/  SavedModel ({sigs}; "
+            f"wrote {result.saved_model_dir}/  SavedModel ({sigs}; {manifest['weights']} weights; "
             f"{manifest['saved_model']['warmup_requests']} warmup requests; "
             f"{_size(manifest['saved_model']['size_bytes'])})"
         )

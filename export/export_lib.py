@@ -585,6 +585,7 @@ def export(
     checkpoint: str | None = None,
     overwrite: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    weights: str | None = None,
 ) -> ExportResult:
     """Exports a run's generator(s) to TF Serving and TFLite, with parity measured.
 
@@ -600,6 +601,8 @@ def export(
       log: receives one progress line per step as it ends (loading, SavedModel, each
         reference run, int8 calibration, conversion, parity run and latency, the total);
         the steps' seconds and the total are also in the JSON's `timings`.
+      weights: `ema` or `raw` generator weights (`zoo.run.load_trained`); default `ema` when
+        the run averaged them. The JSON's `weights` says which.
 
     Returns:
       An `ExportResult`; `manifest` is what `OUT/<name>.json` holds.
@@ -623,7 +626,7 @@ def export(
     remove_stale_staging(export_dir)
     progress = Progress(log)
     start = time.perf_counter()
-    trained = zoo_run.load_trained(model_dir, checkpoint)
+    trained = zoo_run.load_trained(model_dir, checkpoint, weights)
     model = trained.model
     progress.record(
         "load",
@@ -731,6 +734,7 @@ def export(
             },
             "checkpoint": os.path.abspath(trained.checkpoint),
             "step": trained.step,
+            "weights": trained.weights,
             "version": version,
             "saved_model": {
                 "path": os.path.join(name, str(version)) if "saved_model" in formats else None,

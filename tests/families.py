@@ -13,16 +13,26 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# family -> (dataset, config overrides): 8-16 px images or toys, a few units per layer.
+# family -> (dataset, config overrides): 8-16 px images or toys, a few units per layer. Every
+# entry averages G's weights (`ema_decay`, see EMA below), so the shared tests (exact resume, export
+# parity, the demo) hold with the average on; its off path is tests/core/test_ema.py's and the
+# unit tests'.
+EMA = "ema_decay=0.9"
 TINY: dict[str, tuple[str, tuple[str, ...]]] = {
-    "gan": ("ring8", ("generator_units=16,16", "discriminator_units=16")),
+    "gan": ("ring8", ("generator_units=16,16", "discriminator_units=16", EMA)),
     "dcgan": (
         "fashion_mnist",
-        ("image_size=16", "generator_filters=8", "discriminator_filters=8"),
+        ("image_size=16", "generator_filters=8", "discriminator_filters=8", EMA),
     ),
     "cgan": (
         "fashion_mnist",
-        ("image_size=16", "generator_filters=8", "discriminator_filters=8", "embedding_dim=4"),
+        (
+            "image_size=16",
+            "generator_filters=8",
+            "discriminator_filters=8",
+            "embedding_dim=4",
+            EMA,
+        ),
     ),
     "cyclegan": (
         "fashion_mnist",
@@ -33,6 +43,7 @@ TINY: dict[str, tuple[str, tuple[str, ...]]] = {
             "discriminator_filters=8",
             "residual_blocks=1",
             "pool_size=6",  # full after the first step of a batch of 8: the pool mixes
+            EMA,
         ),
     ),
     "gan_int_cls": (
@@ -47,6 +58,7 @@ TINY: dict[str, tuple[str, tuple[str, ...]]] = {
             "text_units=8",
             "text_encoder_steps=5",
             "captions_per_image=2",
+            EMA,
         ),
     ),
     # 16 -> 32 px; the shared tests run phase 1 (the default stage), tests/models/test_stackgan.py
@@ -67,6 +79,7 @@ TINY: dict[str, tuple[str, tuple[str, ...]]] = {
             "text_units=8",
             "text_encoder_steps=5",
             "captions_per_image=2",
+            EMA,
         ),
     ),
 }

@@ -110,7 +110,8 @@ for family, count in {[(f, 512 if TINY[f][0] in TOY_DATASETS else 64) for f in s
     model = task.build_model(config, seed=123)  # float32, another seed: weights from the checkpoint
     ckpt = tf.train.Checkpoint(model=model)
     ckpt.restore(tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))).expect_partial()
-    picture = task.sample_picture(model, count, zoo_run.RunConfig(**saved["run"]))  # the family's
+    with model.ema_weights():  # the run's pictures show G's average (the table's ema_decay)
+        picture = task.sample_picture(model, count, zoo_run.RunConfig(**saved["run"]))
     expected = np.asarray(Image.open(os.path.join(run_dir, "samples", "latest.png")))
     diff = np.abs(picture.astype(int) - expected.astype(int))
     print(family, int(model.step.numpy()), diff.max(), (diff > 2).mean())

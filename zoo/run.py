@@ -202,6 +202,8 @@ class TrainedRun:
       step: the training step stored in that checkpoint, plus the steps of earlier phases
         for families trained in phases (so a later phase's export has a newer version).
       warnings: one-line warnings for the user (newer checkpoints that cannot be read).
+      weights: which generator weights the model holds: `ema` (the moving average,
+        `ema_decay` > 0) or `raw` (the last step's).
     """
 
     task: Any
@@ -211,6 +213,10 @@ class TrainedRun:
     checkpoint: str
     step: int
     warnings: list[str] = dataclasses.field(default_factory=list)
+    weights: str = "raw"
+
+
+WEIGHTS = ("ema", "raw")
 
 
 def _checkpoint_path(directory: str, checkpoint: str | None) -> tuple[str, str | None]:
@@ -242,18 +248,24 @@ def _checkpoint_phase(model_dir: str, phases: Sequence[int], checkpoint: str | N
     return min(phases)
 
 
-def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
+def load_trained(
+    model_dir: str, checkpoint: str | None = None, weights: str | None = None
+) -> TrainedRun:
     """Rebuilds a run's model in float32 from its config JSON and restores a checkpoint.
 
     Args:
       model_dir: the run directory (holds `config.json` and `checkpoints/`).
       checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest
         readable one (of the latest phase, for families trained in phases).
+      weights: `ema` puts the moving average of G's weights into G (for good: the model is
+        for inference), `raw` keeps the last step's; default `ema` when the run has one.
 
     Raises:
       UsageError: not a run directory, no checkpoint, or one that cannot be read or does
-        not fit the model.
+        not fit the model; `weights=ema` for a run without an average; unknown `weights`.
     """
+    if weights not in (None, *WEIGHTS):
+        raise UsageError(f"--weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     task, config, saved = load_run(model_dir)
     directory = model_dir
     if task.phases:
@@ -279,8 +291,15 @@ def load_trained(model_dir: str, checkpoint: str | None = None) -> TrainedRun:
     except Exception as err:  # corrupt files surface as OpError, IndexError, ValueError, ...
         raise UsageError(f"cannot restore checkpoint {path}: {first_line(err)}") from err
     status.expect_partial()  # optimizers and noise state are for training only
+    if weights == "ema" and model.ema is None:
+        raise UsageError(f"{model_dir} has no EMA weights (trained with ema_decay=0); use raw")
+    weights = weights or ("ema" if model.ema is not None else "raw")
+    if weights == "ema":
+        model.ema.copy_to(model.ema_networks)
     step = int(model.step.numpy()) + task.steps_before_phase(model)
-    return TrainedRun(task, model, run_config, saved, path, step, [warning] if warning else [])
+    return TrainedRun(
+        task, model, run_config, saved, path, step, [warning] if warning else [], weights
+    )
 
 
 def latest_step(model_dir: str, phase: int | None = None) -> int:

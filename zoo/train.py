@@ -146,6 +146,13 @@ def resolve_config(rc: RunConfig, overrides: Sequence[str]) -> tuple[Task, Any]:
     return task, _with_phase(task, config, rc)
 
 
+def _with_ema(model: Any, fn: Any, *args: Any) -> Any:
+    """`fn(model, *args)` with the generator's averaged weights swapped in, when it has them
+    (sample pictures and evaluation during training show the weights an export ships)."""
+    with model.ema_weights():
+        return fn(model, *args)
+
+
 def build_model(task: Task, config: Any, rc: RunConfig, strategy: tf.distribute.Strategy) -> Any:
     """Builds and compiles a family's model inside the strategy's scope (optimizers built).
 
@@ -288,13 +295,13 @@ def _run_owned(
                 writer,
                 start,
                 rc.sample_every,
-                lambda model: task.sample_picture(model, num, rc, centres),
+                lambda model: _with_ema(model, task.sample_picture, num, rc, centres),
             )
         )
         if evaluator is not None:
             callbacks.append(
                 EvalCallback(
-                    lambda model, n, seed: task.evaluate(model, evaluator, n, seed),
+                    lambda model, n, seed: _with_ema(model, task.evaluate, evaluator, n, seed),
                     os.path.join(run_dir, "metrics.jsonl"),
                     writer,
                     start,

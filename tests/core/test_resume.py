@@ -2,7 +2,8 @@
 was never interrupted (one device, `seed` and `deterministic`), for every family.
 
 Compared: every variable of the final checkpoint — both networks (batch-norm statistics too),
-both optimizers (Adam moments, iteration counts, loss scale), the seed generator and the step.
+both optimizers (Adam moments, iteration counts, loss scale), the seed generator, the step and
+the generator's moving average (the table trains with `ema_decay`).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def test_killed_and_terminated_runs_resume_exactly(family, tmp_path):
     reference = _variables(straight)
     assert any("seed_generator" in n for n in reference)
     assert any("d_optimizer" in n for n in reference) and any("g_optimizer" in n for n in reference)
+    assert any(n.startswith("model/ema/shadows/") for n in reference)  # the table averages G
     _assert_same(reference, _variables(killed))
     config = json.loads((tmp_path / "straight" / "config.json").read_text())
     assert config["model"] == family

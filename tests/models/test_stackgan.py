@@ -488,6 +488,7 @@ def test_two_phases_train_resume_exactly_and_export_after_each(tmp_path):
 
     from tests.core.test_resume import _assert_same, _variables
     from tests.families import TINY, run_python
+    from zoo import run as zoo_run
 
     dataset, overrides = TINY["stackgan"]
     args = (dataset, list(overrides), str(tmp_path))
@@ -515,12 +516,17 @@ def test_two_phases_train_resume_exactly_and_export_after_each(tmp_path):
         "1": [16, 16, 1],
         "2": [32, 32, 1],
     }
-    # Exact resume of phase 2; Stage-I unchanged by phase 2 (BN statistics included).
+    # Exact resume of phase 2; Stage-I unchanged by phase 2 (BN statistics included): phase 1's
+    # average of it (the shared table trains with ema_decay), frozen.
     straight = _variables(a / "stage2")
     _assert_same(straight, _variables(tmp_path / "b" / "stage2"))
     phase1 = _variables(a)
-    stage1 = [n for n in phase1 if n.startswith("model/generator/")]
-    assert stage1 and all(np.array_equal(phase1[n], straight[n]) for n in stage1)
+    assert any(n.startswith("model/ema/shadows/generator/") for n in phase1)
+    assert any(n.startswith("model/ema/shadows/stage2_generator/") for n in straight)
+    averaged = zoo_run.load_trained(str(a), str(a / "checkpoints"), weights="ema").model
+    frozen = zoo_run.load_trained(str(a), weights="raw").model
+    stage1 = list(zip(averaged.generator.weights, frozen.generator.weights, strict=True))
+    assert stage1 and all(np.array_equal(np.array(x), np.array(y)) for x, y in stage1)
     assert int(straight["model/stage1_steps/.ATTRIBUTES/VARIABLE_VALUE"]) == 4
 
     exports = [json.loads(line[7:]) for line in result.stdout.splitlines() if line[:7] == "EXPORT "]

@@ -156,6 +156,9 @@ class CheckpointCallback(StepCallback):
             self.pending = True
             return
         self.pending = False
+        ema = getattr(self.model, "ema", None)
+        if ema is not None and ema.swapped_in:  # the averaged weights would be saved as G's
+            raise RuntimeError("a checkpoint cannot be saved while the EMA weights are in G")
         if self.checkpoint.latest_step != self.global_step:
             path = self.checkpoint.save()
             logging.info("saved checkpoint %s", path)

@@ -39,6 +39,9 @@ class GANConfig:
         same random transform on real and generated images: comma-separated policies from
         color, translation, cutout (applied in that order), e.g. translation,cutout; empty = off.
       g_learning_rate, d_learning_rate, beta_1, beta_2: Adam settings of each player.
+      ema_decay: decay of the moving average of G's weights (batch-norm statistics too) that
+        sample pictures, evaluation and export use (0 = off; e.g. 0.999), ramped up as
+        min(ema_decay, (1 + t) / (10 + t)) over its t updates (`zoo.core.ema`).
     """
 
     latent_dim: int = 100
@@ -54,6 +57,11 @@ class GANConfig:
     d_learning_rate: float = 2e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
+    ema_decay: float = 0.0
+
+    # Fields added after runs were saved: what a saved config without them meant, whatever a
+    # family's default is now (a run from before the average had none in its checkpoints).
+    absent_from_old_runs: typing.ClassVar[dict[str, Any]] = {"ema_decay": 0.0, "augment": ""}
 
     def __post_init__(self) -> None:
         # Checked before any tensor is made: latent_dim=0 aborts the process inside oneDNN,
@@ -63,6 +71,8 @@ class GANConfig:
         if isinstance(self.d_steps, int) and self.d_steps < 0:
             raise UsageError(f"d_steps must be >= 0 (0 = the loss's default), got {self.d_steps}")
         parse_augment(self.augment)
+        if isinstance(self.ema_decay, int | float) and not 0.0 <= self.ema_decay < 1.0:
+            raise UsageError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
 
     @property
     def augment_policies(self) -> tuple[str, ...]:
@@ -155,7 +165,8 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
-    """Rebuilds a config from `config_to_dict` output; unknown keys are a UsageError.
+    """Rebuilds a config from `config_to_dict` output; unknown keys are a UsageError, and a
+    field missing from `values` takes its `absent_from_old_runs` value (else its default).
 
     Raises:
       TypeError: `values` is not a dict (e.g. a damaged config.json).
@@ -168,7 +179,7 @@ def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
     unknown = sorted(set(values) - names)
     if unknown:
         raise UsageError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
-    kwargs = {}
+    kwargs = dict(getattr(cls, "absent_from_old_runs", {}))
     for key, value in values.items():
         if isinstance(value, list) and typing.get_origin(hints[key]) is tuple:
             value = tuple(value)

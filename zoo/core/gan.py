@@ -9,7 +9,8 @@ scaling, the discriminator update with optional penalties, and the metrics retur
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import keras
@@ -18,6 +19,7 @@ import tensorflow as tf
 
 from zoo.core import augment, loss_scaling, losses, optimizers
 from zoo.core.config import GANConfig
+from zoo.core.ema import GeneratorEMA
 from zoo.core.latent import sample_z
 from zoo.errors import UsageError
 
@@ -87,6 +89,7 @@ class GAN(keras.Model):
         if config.r1_gamma > 0:
             names.append("r1_penalty")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.ema = self.build_ema()
         self.d_optimizer: keras.optimizers.Optimizer | None = None
         self.g_optimizer: keras.optimizers.Optimizer | None = None
         self.built = True
@@ -356,6 +359,8 @@ class GAN(keras.Model):
             self.trackers[name].update_state(
                 tf.where(ok, value, 0.0), sample_weight=tf.cast(ok, tf.float32)
             )
+        if self.ema is not None:
+            self.ema.update(self.ema_networks, finite)
         self.step.assign_add(1)
         results = {m.name: m.result() for m in self.metrics}
         results["finite"] = tf.cast(finite, tf.float32)
@@ -390,8 +395,31 @@ class GAN(keras.Model):
         """Generator output (inference mode, float32) for inputs like `sample_inputs` gives."""
         return tf.cast(self.generator(inputs["z"], training=False), tf.float32)
 
+    # -- the generator's moving average (`zoo.core.ema`) -------------------------------------
+    @property
+    def ema_networks(self) -> dict[str, keras.Model]:
+        """The networks the generator player trains, whose weights `ema_decay` averages
+        (families whose trained generator is another network override it)."""
+        return {"generator": self.generator}
+
+    def build_ema(self) -> GeneratorEMA | None:
+        """The average of `ema_networks` when the config asks for one (`ema_decay` > 0)."""
+        decay = self.config.ema_decay
+        return GeneratorEMA(self.ema_networks, decay) if decay else None
+
+    @contextlib.contextmanager
+    def ema_weights(self) -> Iterator[None]:
+        """Inside the block the generator holds its averaged weights (samples, evaluation);
+        after it its own again, bit for bit. Without an average (`ema_decay` = 0) a no-op."""
+        if self.ema is None:
+            yield
+            return
+        with self.ema.swapped(self.ema_networks):
+            yield
+
     def checkpoint_items(self) -> dict[str, Any]:
-        """Everything exact resume needs: weights, both optimizers, noise state, step."""
+        """Everything exact resume needs: weights (and their average, `self.ema`, tracked
+        by the model), both optimizers, noise state, step."""
         return {
             "model": self,
             "d_optimizer": self.d_optimizer,

@@ -146,6 +146,7 @@ class StackGAN(TextConditionedGAN):
         if c.stage == 2:  # Stage-I is frozen: no optimizer sees it, its BN runs in inference
             self.generator.trainable = False
             self.discriminator.trainable = False
+        self.ema = self.build_ema()  # now that Stage-II exists (the base's call made none)
 
     # -- networks ---------------------------------------------------------------------------
     def build_generator(self) -> keras.Model:
@@ -193,6 +194,19 @@ class StackGAN(TextConditionedGAN):
     @property
     def generator_variables(self) -> list[tf.Variable]:
         return list(self.trained_generator.trainable_variables)
+
+    @property
+    def ema_networks(self) -> dict[str, keras.Model]:
+        """The trained stage's G, conditioning augmentation included (phase 2's frozen
+        Stage-I is not averaged: it is phase 1's average when phase 1 had one)."""
+        if self.config.stage == 1:
+            return {"generator": self.generator}
+        return {"stage2_generator": self.stage2_generator}
+
+    def build_ema(self) -> Any:
+        if not hasattr(self, "stage2_generator"):  # the base's call, before Stage-II is built
+            return None
+        return super().build_ema()
 
     @property
     def discriminator_variables(self) -> list[tf.Variable]:

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import registry
+from zoo.core.ema import GeneratorEMA
 from zoo.core.images import image_grid, label_rows
 from zoo.errors import UsageError, first_line
 from zoo.models.stackgan.model import PHASES, StackGAN, StackGANConfig, training_image_size
@@ -47,11 +48,19 @@ class StackGANTask(TextTask):
         parts = {"generator": model.generator}
         if model.text_encoder is not None:
             parts["text_encoder"] = model.text_encoder
+        # Phase 1 averaged Stage-I (the same ema_decay): Stage-II learns on that average, the
+        # Stage-I that phase 1's pictures and export showed.
+        stage1_ema = None
+        if model.config.ema_decay:
+            stage1_ema = GeneratorEMA({"generator": model.generator}, model.config.ema_decay)
+            parts["ema"] = stage1_ema
         try:
             status = tf.train.Checkpoint(model=tf.train.Checkpoint(**parts)).restore(path)
             status.assert_existing_objects_matched().expect_partial()
         except (tf.errors.OpError, AssertionError, ValueError) as err:
             raise UsageError(f"cannot load Stage-I from {path}: {first_line(err, 200)}") from err
+        if stage1_ema is not None:
+            stage1_ema.copy_to({"generator": model.generator})
         model.stage1_steps.assign(int(path.rsplit("-", 1)[-1]))
 
     def steps_before_phase(self, model: StackGAN) -> int:
