@@ -48,23 +48,51 @@ def test_shapes_dtypes_and_the_label_changes_both_players(conditioning):
     assert not np.allclose(logits, relabelled)
 
 
-def test_projection_logit_is_psi_plus_the_label_embedding_dot_the_features():
-    """logit(x, y1) − logit(x, y2) = ⟨e(y1) − e(y2), φ(x)⟩ (Miyato & Koyama 2018, eq. 3)."""
-    model = tiny(conditioning="projection")
+def _head_inputs(model: CGAN) -> tuple[keras.Model, np.ndarray, np.ndarray]:
+    """(a model giving D's last feature map h, ψ's kernel, the class embeddings V)."""
     d = model.discriminator
-    pooled = next(
-        layer for layer in d.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)
+    phi = d.get_layer("phi")
+    trunk = keras.Model(d.inputs, phi.input)
+    psi = next(
+        layer for layer in d.layers if isinstance(layer, keras.layers.Conv2D) and layer.filters == 1
     )
-    features = keras.Model(d.inputs, pooled.output)
-    embeddings = d.get_layer("projection").embeddings.numpy()
+    return trunk, psi.kernel.numpy(), d.get_layer("projection").embeddings.numpy()
+
+
+def test_projection_logit_is_psi_plus_the_label_embedding_dot_the_sum_pooled_features():
+    """logit(x, y) = ψ(h(x)) + ⟨V_y, Σ_hw h(x)⟩ (Miyato & Koyama 2018, eq. 3, sum pooling).
+
+    Hand-computed from D's last feature map h and its weights; an average pooling would be off
+    by the number of positions (16 here).
+    """
+    model = tiny(conditioning="projection")
+    trunk, psi, embeddings = _head_inputs(model)
     x = tf.random.stateless_uniform((3, 16, 16, 1), seed=(3, 4), minval=-1, maxval=1)
-    y1, y2 = tf.constant([0, 1, 2]), tf.constant([3, 3, 0])
-    difference = model.discriminate(x, False, condition=y1) - model.discriminate(
-        x, False, condition=y2
+    y = np.array([0, 1, 3])
+    h = trunk([x, tf.constant(y)], training=False).numpy()
+    assert h.shape == (3, 4, 4, 16) and psi.shape == (4, 4, 16, 1)
+    expected = np.einsum("bhwc,hwc->b", h, psi[..., 0]) + np.sum(
+        embeddings[y] * h.sum(axis=(1, 2)), axis=1
     )
-    phi = features([x, y1], training=False).numpy()
-    expected = np.sum((embeddings[y1.numpy()] - embeddings[y2.numpy()]) * phi, axis=1)
-    np.testing.assert_allclose(difference.numpy()[:, 0], expected, rtol=1e-4, atol=1e-5)
+    logits = model.discriminate(x, False, condition=tf.constant(y)).numpy()[:, 0]
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_projection_embedding_starts_at_the_authors_scale():
+    """V ~ Glorot-uniform (limit √(6/(K+F)) = √(6/20)), not Keras's U(±0.05): at the start the
+    label term is not drowned by the unconditional one."""
+    model = tiny(conditioning="projection")
+    _, _, embeddings = _head_inputs(model)
+    limit = np.sqrt(6 / (4 + 16))
+    assert embeddings.shape == (4, 16)
+    assert np.abs(embeddings).max() <= limit and np.abs(embeddings).max() > 0.8 * limit
+    x = tf.random.stateless_uniform((8, 16, 16, 1), seed=(7, 8), minval=-1, maxval=1)
+    # The spread of D's logits over the labels, per image, against the spread over images.
+    logits = np.stack(
+        [model.discriminate(x, False, condition=tf.fill([8], k)).numpy()[:, 0] for k in range(4)],
+        axis=1,
+    )
+    assert logits.std(axis=1).mean() > 0.5 * logits.std(axis=0).mean()
 
 
 def test_mixed_precision_outputs_stay_float32():

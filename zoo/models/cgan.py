@@ -3,7 +3,8 @@
 G joins a learned embedding of the label to z before the projection (Mirza & Osindero, 2014).
 D is conditioned either by concatenation (the label, one-hot, replicated over the image and
 stacked with its channels, as Mirza & Osindero) or by a projection head (Miyato & Koyama,
-2018): logit = ψ(φ(x)) + ⟨embed(y), φ(x)⟩, with φ(x) D's pooled last feature map.
+2018): logit = ψ(h(x)) + ⟨embed(y), φ(x)⟩, with h(x) D's last feature map, φ(x) its sum
+over positions and ψ DCGAN's unconditional head (a linear function of h).
 The game is the shared one; fake images are drawn for the labels of the real batch, so both
 players see the data's class frequencies.
 """
@@ -71,6 +72,14 @@ class CGANConfig(ConvNetConfig):
             raise UsageError(f"{len(self.class_names)} class_names for {self.num_classes} classes")
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class GlobalSumPooling2D(keras.layers.Layer):
+    """Sums a feature map over its positions: [B, H, W, C] -> [B, C]."""
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return keras.ops.sum(x, axis=(1, 2))
+
+
 class CGAN(GAN):
     """Class-conditional DCGAN; the shared `train_step` with labels as the condition."""
 
@@ -102,10 +111,18 @@ class CGAN(GAN):
             logits = dcgan_logits(dcgan_discriminator_trunk(x, c), c)
         else:
             features = dcgan_discriminator_trunk(images, c)
-            pooled = keras.layers.GlobalAveragePooling2D(dtype="float32")(features)
+            # φ(x): the last feature map summed over positions (Miyato & Koyama's pooling). An
+            # average would divide the projection term by side² (49 at 28 px) and, under Adam's
+            # per-weight step sizes, slow its learning as much, next to the unpooled ψ.
+            pooled = GlobalSumPooling2D(dtype="float32", name="phi")(features)
             embedded = maybe_spectral_norm(
                 keras.layers.Embedding(
-                    c.num_classes, pooled.shape[-1], dtype="float32", name="projection"
+                    c.num_classes,
+                    pooled.shape[-1],
+                    # As the authors' code (GlorotUniform V); Keras's default is U(±0.05).
+                    embeddings_initializer="glorot_uniform",
+                    dtype="float32",
+                    name="projection",
                 ),
                 c.spectral_norm,
             )(label)
