@@ -12,7 +12,7 @@ import tensorflow as tf
 from zoo import registry
 from zoo.data.dataset import DatasetInfo
 from zoo.errors import UsageError
-from zoo.models.cgan import CGAN, CGANConfig
+from zoo.models.cgan import CGAN, CGANConfig, ClassBatchNorm
 
 TASK = registry.get("cgan")
 
@@ -95,11 +95,53 @@ def test_projection_embedding_starts_at_the_authors_scale():
     assert logits.std(axis=1).mean() > 0.5 * logits.std(axis=0).mean()
 
 
+def test_class_batch_norm_is_the_batch_normalised_input_scaled_and_shifted_by_the_class():
+    """Training pass: (x − mean) / √(var + ε) over the batch, then γ[y] · x̂ + β[y] per channel."""
+    layer = ClassBatchNorm(3)
+    x = tf.random.stateless_normal((4, 2, 2, 5), seed=(9, 10)) * 3.0 + 1.0
+    y = tf.constant([0, 2, 2, 1])
+    layer([x, y])
+    gamma = np.arange(15, dtype="float32").reshape(3, 5) / 7 + 0.5
+    beta = -np.arange(15, dtype="float32").reshape(3, 5) / 3
+    layer.gamma.assign(gamma)
+    layer.beta.assign(beta)
+    out = layer([x, y], training=True).numpy()
+    xs = x.numpy()
+    normalised = (xs - xs.mean(axis=(0, 1, 2))) / np.sqrt(xs.var(axis=(0, 1, 2)) + 1e-5)
+    expected = normalised * gamma[y.numpy()][:, None, None] + beta[y.numpy()][:, None, None]
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_generator_with_class_batch_norm_trains_a_table_row_per_class():
+    model = tiny(generator_conditioning="batch_norm")
+    norms = [layer for layer in model.generator.layers if isinstance(layer, ClassBatchNorm)]
+    assert len(norms) == 2 and [n.gamma.shape for n in norms] == [(4, 16), (4, 8)]
+    z = tf.random.stateless_normal((4, 100), seed=(1, 2))
+    images = model.generator([z, tf.zeros([4], tf.int32)], training=False)
+    assert images.shape == (4, 16, 16, 1) and images.dtype == tf.float32
+    # Only class 0's γ changed: class 0's images change, class 1's do not.
+    y = tf.constant([0, 1, 0, 1])
+    before = model.generator([z, y], training=False).numpy()
+    norms[0].gamma.assign(norms[0].gamma.numpy() * np.array([[2.0], [1], [1], [1]]))
+    after = model.generator([z, y], training=False).numpy()
+    assert not np.allclose(before[[0, 2]], after[[0, 2]])
+    np.testing.assert_allclose(before[[1, 3]], after[[1, 3]], atol=1e-6)
+    model.compile(train_steps=1)
+    x = tf.random.stateless_uniform((8, 16, 16, 1), seed=(5, 6), minval=-1, maxval=1)
+    labels = tf.constant([0, 0, 1, 1, 0, 0, 1, 1], tf.int32)
+    tables = [v.numpy().copy() for n in norms for v in (n.gamma, n.beta)]
+    model.fit(tf.data.Dataset.from_tensors((x, labels)).repeat(), steps_per_epoch=1, verbose=0)
+    for old, new in zip(tables, [v.numpy() for n in norms for v in (n.gamma, n.beta)], strict=True):
+        # Adam moves the rows of the classes in the batch; the absent classes' rows get no
+        # gradient and stay put.
+        assert not np.allclose(old[:2], new[:2]) and np.array_equal(old[2:], new[2:])
+
+
 def test_mixed_precision_outputs_stay_float32():
     keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
-        for conditioning in ("projection", "concat"):
-            model = tiny(conditioning=conditioning)
+        for conditioning, in_g in (("projection", "input"), ("concat", "batch_norm")):
+            model = tiny(conditioning=conditioning, generator_conditioning=in_g)
             z, y = tf.zeros((2, 100)), tf.constant([1, 2])
             images = model.generator([z, y], training=False)
             assert images.dtype == tf.float32
@@ -135,6 +177,8 @@ def test_config_is_adapted_to_the_data_and_checked():
         TASK.adapt_config(CGANConfig(), DatasetInfo("folder:x", "image", (8, 8, 1), 5, None))
     with pytest.raises(UsageError, match="conditioning must be one of"):
         CGANConfig(conditioning="film")
+    with pytest.raises(UsageError, match="generator_conditioning must be one of input, batch_norm"):
+        CGANConfig(generator_conditioning="film")
     with pytest.raises(UsageError, match="num_classes >= 1"):
         CGAN(CGANConfig())
 

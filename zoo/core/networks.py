@@ -8,6 +8,7 @@ the condition, so the trunks are written once here and each family file adds its
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import keras
 
@@ -48,17 +49,28 @@ def dcgan_layout(image_size: int) -> tuple[int, int]:
     return DCGAN_LAYOUTS[image_size]
 
 
-def dcgan_generator_trunk(x: keras.KerasTensor, config: ConvNetConfig) -> keras.KerasTensor:
+def dcgan_generator_trunk(
+    x: keras.KerasTensor,
+    config: ConvNetConfig,
+    norm: Callable[[keras.KerasTensor], keras.KerasTensor] | None = None,
+) -> keras.KerasTensor:
     """Projection of a latent vector and the fractionally-strided blocks up to tanh images.
 
     Args:
       x: the generator's input vector [B, D] (z, or z joined to a condition).
       config: the network's fields.
+      norm: applies each hidden block's normalisation to a tensor; default DCGAN's batch norm
+        (a conditional family passes a class-conditional one).
 
     Returns:
       Images [B, image_size, image_size, channels] in [-1, 1], float32.
     """
     c = config
+    if norm is None:
+
+        def norm(t: keras.KerasTensor) -> keras.KerasTensor:
+            return batch_norm(c.sync_batchnorm)(t)
+
     side, blocks = dcgan_layout(c.image_size)
     filters = c.generator_filters * 2 ** (blocks - 1)
     # The projection of z (a 1x1 -> side x side transposed convolution in pytorch/examples).
@@ -66,7 +78,7 @@ def dcgan_generator_trunk(x: keras.KerasTensor, config: ConvNetConfig) -> keras.
         x
     )
     x = keras.layers.Reshape((side, side, filters))(x)
-    x = batch_norm(c.sync_batchnorm)(x)
+    x = norm(x)
     x = keras.layers.ReLU()(x)
     for _ in range(blocks - 1):
         filters //= 2
@@ -78,7 +90,7 @@ def dcgan_generator_trunk(x: keras.KerasTensor, config: ConvNetConfig) -> keras.
             use_bias=False,
             kernel_initializer=dcgan_init(),
         )(x)
-        x = batch_norm(c.sync_batchnorm)(x)
+        x = norm(x)
         x = keras.layers.ReLU()(x)
     return keras.layers.Conv2DTranspose(
         c.channels,
