@@ -78,21 +78,24 @@ def test_projection_logit_is_psi_plus_the_label_embedding_dot_the_sum_pooled_fea
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_projection_embedding_starts_at_the_authors_scale():
-    """V ~ Glorot-uniform (limit √(6/(K+F)) = √(6/20)), not Keras's U(±0.05): at the start the
-    label term is not drowned by the unconditional one."""
-    model = tiny(conditioning="projection")
-    _, _, embeddings = _head_inputs(model)
-    limit = np.sqrt(6 / (4 + 16))
-    assert embeddings.shape == (4, 16)
-    assert np.abs(embeddings).max() <= limit and np.abs(embeddings).max() > 0.8 * limit
+def test_projection_label_term_is_not_drowned_at_the_start():
+    """At initialisation D's logits spread over the labels about as much as over the images:
+    the median ratio over four initialisations is ~2 (average pooling: ~0.25, its term 16x
+    smaller here, 49x at 28 px)."""
     x = tf.random.stateless_uniform((8, 16, 16, 1), seed=(7, 8), minval=-1, maxval=1)
-    # The spread of D's logits over the labels, per image, against the spread over images.
-    logits = np.stack(
-        [model.discriminate(x, False, condition=tf.fill([8], k)).numpy()[:, 0] for k in range(4)],
-        axis=1,
-    )
-    assert logits.std(axis=1).mean() > 0.5 * logits.std(axis=0).mean()
+    ratios = []
+    for seed in range(4):
+        keras.utils.set_random_seed(seed)
+        model = tiny(conditioning="projection")
+        logits = np.stack(
+            [
+                model.discriminate(x, False, condition=tf.fill([8], k)).numpy()[:, 0]
+                for k in range(4)
+            ],
+            axis=1,
+        )
+        ratios.append(logits.std(axis=1).mean() / logits.std(axis=0).mean())
+    assert np.median(ratios) > 0.8, ratios
 
 
 def test_class_batch_norm_is_the_batch_normalised_input_scaled_and_shifted_by_the_class():
