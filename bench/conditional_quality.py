@@ -1,6 +1,7 @@
 """How well conditional families follow their condition, scored by the zoo's classifier.
 
     python bench/conditional_quality.py --model=cgan                  # 2000 steps of 64, 28 px
+    python bench/conditional_quality.py --model=cgan --config=conditioning=projection
     python bench/conditional_quality.py --model=gan_int_cls           # the paper's four variants
 
 - `cgan`: class-conditional accuracy of generated samples (the zoo classifier's prediction is
@@ -11,8 +12,9 @@
   generated image's measured brightness and size agree with the caption's words (each counted
   over captions that state that attribute; chance is about 0.5).
 
-Runs train with `zoo.train.run` into `--work_dir`; the last line printed holds the headline
-figures as `key=value`.
+Runs train with `zoo.train.run` into `--work_dir`, one directory per budget, `--config` and
+`--seed` (variants never share, nor resume, each other's runs); the last line
+printed holds the headline figures as `key=value`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ VARIANTS = {
     "gan_int": ("matching_aware=false", "interpolation=true"),
     "gan_int_cls": ("matching_aware=true", "interpolation=true"),
 }
+
+
+def _tag(name: str, budget: str) -> str:
+    """Run directory name: the variant, the budget, then each --config and a non-zero seed."""
+    parts = [name, budget, *(o.replace("=", "-").replace(os.sep, "-") for o in FLAGS.config)]
+    if FLAGS.seed:
+        parts.append(f"seed{FLAGS.seed}")
+    return "_".join(parts)
 
 
 def _run(model: str, tag: str, overrides: list[str]):
@@ -115,7 +125,7 @@ def main(argv: list[str]) -> None:
     base = [f"image_size={FLAGS.image_size}", *FLAGS.config]
     budget = f"{FLAGS.train_steps}x{FLAGS.batch_size}"
     if FLAGS.model == "cgan":
-        rc, model, seconds = _run("cgan", f"cgan_{budget}", base)
+        rc, model, seconds = _run("cgan", _tag("cgan", budget), base)
         metrics = Evaluator(rc)(model, FLAGS.eval_samples, FLAGS.seed)
         picture = os.path.join(rc.model_dir, "quality_samples.png")
         save_png(registry.get("cgan").sample_picture(model, 100, rc), picture)
@@ -146,7 +156,7 @@ def main(argv: list[str]) -> None:
     headline = []
     for variant in FLAGS.variants.split(","):
         overrides = [*base, *VARIANTS[variant], f"text_encoder_dir={encoder_dir}"]
-        rc, model, seconds = _run("gan_int_cls", f"{variant}_{budget}", overrides)
+        rc, model, seconds = _run("gan_int_cls", _tag(variant, budget), overrides)
         figures = attribute_agreement(model, FLAGS.eval_samples, FLAGS.seed)
         picture = os.path.join(rc.model_dir, "quality_samples.png")
         save_png(registry.get("gan_int_cls").sample_picture(model, 60, rc), picture)
