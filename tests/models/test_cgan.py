@@ -31,9 +31,10 @@ def tiny(**changes) -> CGAN:
     return CGAN(dataclasses.replace(config, **changes), seed=1)
 
 
+@pytest.mark.parametrize("spectral_norm", [False, True])
 @pytest.mark.parametrize("conditioning", ["projection", "concat"])
-def test_shapes_dtypes_and_the_label_changes_both_players(conditioning):
-    model = tiny(conditioning=conditioning)
+def test_shapes_dtypes_and_the_label_changes_both_players(conditioning, spectral_norm):
+    model = tiny(conditioning=conditioning, spectral_norm=spectral_norm)
     z = tf.random.stateless_normal((4, 100), seed=(1, 2))
     same = tf.zeros([4], tf.int32)
     images = model.generator([z, same], training=False)
@@ -46,6 +47,9 @@ def test_shapes_dtypes_and_the_label_changes_both_players(conditioning):
     assert logits.shape == (4, 1) and logits.dtype == tf.float32
     relabelled = model.discriminate(images, training=False, condition=same + 1)
     assert not np.allclose(logits, relabelled)
+    # In training mode too (spectral normalisation's power iteration runs there).
+    trained = model.discriminate(images, training=True, condition=same)
+    assert not np.allclose(trained, model.discriminate(images, training=True, condition=same + 1))
 
 
 def _head_inputs(model: CGAN) -> tuple[keras.Model, np.ndarray, np.ndarray]:
@@ -56,7 +60,7 @@ def _head_inputs(model: CGAN) -> tuple[keras.Model, np.ndarray, np.ndarray]:
     psi = next(
         layer for layer in d.layers if isinstance(layer, keras.layers.Conv2D) and layer.filters == 1
     )
-    return trunk, psi.kernel.numpy(), d.get_layer("projection").embeddings.numpy()
+    return trunk, psi.kernel.numpy(), d.get_layer("projection").kernel.numpy()
 
 
 def test_projection_logit_is_psi_plus_the_label_embedding_dot_the_sum_pooled_features():

@@ -182,19 +182,23 @@ class CGAN(GAN):
             # average would divide the projection term by side² (49 at 28 px) and, under Adam's
             # per-weight step sizes, slow its learning as much, next to the unpooled ψ.
             pooled = GlobalSumPooling2D(dtype="float32", name="phi")(features)
+            # V as a bias-free Dense on the one-hot label (V[y] = onehot(y) V): Keras's
+            # SpectralNormalization casts its layer's output to the input's dtype, which turns
+            # an Embedding's looked-up rows into int32 zeros (|V| < 1 after SN) and left D
+            # blind to the label under spectral_norm=true (bench: class accuracy 0.101).
             embedded = maybe_spectral_norm(
-                keras.layers.Embedding(
-                    c.num_classes,
+                keras.layers.Dense(
                     pooled.shape[-1],
+                    use_bias=False,
                     # Keras's U(±0.05), not the authors' Glorot-uniform V (±0.21 at K=10,
                     # F=128): with φ a sum of 49 positive-mean features, Glorot's label term
                     # starts near ±20 and the bench fell from 0.83 to 0.74 class accuracy.
-                    embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05),
+                    kernel_initializer=keras.initializers.RandomUniform(-0.05, 0.05),
                     dtype="float32",
                     name="projection",
                 ),
                 c.spectral_norm,
-            )(label)
+            )(OneHot(c.num_classes, dtype="float32")(label))
             projection = keras.layers.Dot(axes=1, dtype="float32")([embedded, pooled])
             logits = keras.layers.Add(dtype="float32")([dcgan_logits(features, c), projection])
         return keras.Model([images, label], logits, name="discriminator")
