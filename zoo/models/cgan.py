@@ -185,7 +185,7 @@ class CGAN(GAN):
             # V as a bias-free Dense on the one-hot label (V[y] = onehot(y) V): Keras's
             # SpectralNormalization casts its layer's output to the input's dtype, which turns
             # an Embedding's looked-up rows into int32 zeros (|V| < 1 after SN) and left D
-            # blind to the label under spectral_norm=true (bench: class accuracy 0.101).
+            # blind to the label under spectral_norm=true (bench: class accuracy 0.101; 0.753 now).
             embedded = maybe_spectral_norm(
                 keras.layers.Dense(
                     pooled.shape[-1],
