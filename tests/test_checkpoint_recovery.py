@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from tests.export.conftest import run_export
 from tests.families import REPO, run_main, tiny_flags
+from tests.shared_builds import build_once
 from tests.test_cli import checkpoint_steps, latest_checkpoint_step
 from zoo.core.checkpoint import unreadable
 
@@ -39,12 +40,15 @@ def _train(model_dir, *extra: str, **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def four_steps(tmp_path_factory):
-    """A tiny DCGAN run of 4 steps with checkpoints ckpt-2 and ckpt-4."""
-    model_dir = tmp_path_factory.mktemp("recovery") / "run"
-    result = _train(model_dir, "--train_steps=4")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert checkpoint_steps(model_dir) == [2, 4]
-    return model_dir
+    """A tiny DCGAN run of 4 steps with checkpoints ckpt-2 and ckpt-4 (built once for both
+    workers; tests damage copies of it)."""
+
+    def build(model_dir):
+        result = _train(model_dir, "--train_steps=4")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert checkpoint_steps(model_dir) == [2, 4]
+
+    return build_once(tmp_path_factory, "recovery-four-steps", build)
 
 
 @pytest.fixture

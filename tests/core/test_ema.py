@@ -21,13 +21,6 @@ from zoo.errors import UsageError
 TINY_DCGAN = ["image_size=16", "generator_filters=4", "discriminator_filters=4", "latent_dim=8"]
 
 
-@pytest.fixture(autouse=True)
-def _float32():
-    distribute.set_precision("float32")
-    yield
-    distribute.set_precision("float32")
-
-
 def _dcgan(*overrides, seed=1):
     family = registry.get("dcgan")
     config = apply_overrides(family.config_class(), [*TINY_DCGAN, *overrides])

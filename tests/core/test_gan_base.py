@@ -17,13 +17,6 @@ from zoo.core.config import apply_overrides
 from zoo.errors import TrainingDivergedError
 
 
-@pytest.fixture(autouse=True)
-def _float32():
-    distribute.set_precision("float32")
-    yield
-    distribute.set_precision("float32")
-
-
 def _toy_gan(*overrides, data_dim=2):
     family = registry.get("gan")
     config = apply_overrides(

@@ -18,6 +18,7 @@ import sys
 import pytest
 
 from tests.families import REPO, TINY, run_python, tiny_flags
+from tests.shared_builds import build_once
 
 WEB_DIR = os.path.join(REPO, "demo", "web")
 REQUIRED = os.environ.get("GANZOO_REQUIRE_DEMO") == "1"
@@ -150,17 +151,15 @@ print(json.dumps(status))
 def demo_export(tmp_path_factory):
     """family -> a tiny run (1 step, batch 8) exported to TFLite float32 (dcgan: and float16).
 
-    Every family in `FAMILIES` is trained and exported on the first request, in one process;
-    "stackgan_stage2" is the StackGAN run after one step of phase 2 (both stages' images).
+    Every family in `FAMILIES` is trained and exported on the first request, in one process, once
+    per session for all workers (`tests.shared_builds`); "stackgan_stage2" is the StackGAN run
+    after one step of phase 2 (both stages' images).
     """
-    exports: dict[str, DemoExport] = {}
-    failures: dict[str, str] = {}
 
-    def build() -> None:
+    def build(root: pathlib.Path) -> None:
         jobs = []
         for family in FAMILIES:
-            run_dir = tmp_path_factory.mktemp(f"demo-run-{family}")
-            export_dir = tmp_path_factory.mktemp(f"demo-export-{family}")
+            run_dir, export_dir = root / f"run-{family}", root / f"export-{family}"
             formats = ["float32", "float16"] if family == "dcgan" else ["float32"]
             flags = [
                 *tiny_flags(family),
@@ -170,7 +169,7 @@ def demo_export(tmp_path_factory):
             ]
             jobs.append((family, flags, str(run_dir), str(export_dir), formats))
             if family == STAGED:  # then phase 2 in the same run: Stage-I and Stage-II images
-                export_dir = tmp_path_factory.mktemp(f"demo-export-{family}-stage2")
+                export_dir = root / f"export-{family}-stage2"
                 jobs.append(
                     (
                         f"{family}_stage2",
@@ -180,22 +179,22 @@ def demo_export(tmp_path_factory):
                         formats,
                     )
                 )
+        for _, _, run_dir, export_dir, _ in jobs:
+            os.makedirs(run_dir, exist_ok=True)
+            os.makedirs(export_dir, exist_ok=True)
         result = run_python(_TRAIN_AND_EXPORT.format(jobs=jobs), timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
         status = json.loads(result.stdout.strip().splitlines()[-1])
-        for key, _, _, export_dir, _ in jobs:
-            if status.get(key) != "ok":
-                failures[key] = status.get(key, "not run")
-                continue
-            family = key.removesuffix("_stage2")
-            directory = pathlib.Path(export_dir)
-            manifest = json.loads((directory / f"{family}.json").read_text())
-            exports[key] = DemoExport(family, directory, manifest)
+        statuses = {key: status.get(key, "not run") for key, *_ in jobs}
+        (root / "status.json").write_text(json.dumps(statuses))
 
     def make(key: str) -> DemoExport:
-        if not exports and not failures:
-            build()
-        assert key not in failures, f"{key} did not train or export:\n{failures[key]}"
-        return exports[key]
+        root = build_once(tmp_path_factory, "demo", build)
+        status = json.loads((root / "status.json").read_text())[key]
+        assert status == "ok", f"{key} did not train or export:\n{status}"
+        family = key.removesuffix("_stage2")
+        directory = root / f"export-{key.replace('_stage2', '-stage2')}"
+        manifest = json.loads((directory / f"{family}.json").read_text())
+        return DemoExport(family, directory, manifest)
 
     return make

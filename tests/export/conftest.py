@@ -17,6 +17,7 @@ import sys
 import pytest
 
 from tests.families import REPO, TINY, run_main, subprocess_env, tiny_flags
+from tests.shared_builds import build_once
 
 TRAIN_STEPS = 3
 
@@ -35,24 +36,23 @@ def run_export(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def train_tiny(tmp_path_factory):
-    """family -> run directory of a tiny run trained with --mixed_precision=mixed_float16."""
-    runs: dict[str, pathlib.Path] = {}
+    """family -> run directory of a tiny run trained with --mixed_precision=mixed_float16
+    (once per session for all workers, `tests.shared_builds`)."""
+
+    def build(run_dir: pathlib.Path, family: str) -> None:
+        result = run_main(
+            [
+                *tiny_flags(family),
+                f"--model_dir={run_dir}",
+                f"--train_steps={TRAIN_STEPS}",
+                "--batch_size=8",
+                "--mixed_precision=mixed_float16",
+            ]
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
 
     def train(family: str) -> pathlib.Path:
-        if family not in runs:
-            run_dir = tmp_path_factory.mktemp(f"run-{family}")
-            result = run_main(
-                [
-                    *tiny_flags(family),
-                    f"--model_dir={run_dir}",
-                    f"--train_steps={TRAIN_STEPS}",
-                    "--batch_size=8",
-                    "--mixed_precision=mixed_float16",
-                ]
-            )
-            assert result.returncode == 0, result.stderr[-3000:]
-            runs[family] = run_dir
-        return runs[family]
+        return build_once(tmp_path_factory, f"run-{family}", lambda d: build(d, family))
 
     return train
 
@@ -68,18 +68,19 @@ class Exported:
 
 @pytest.fixture(scope="session")
 def export_tiny(train_tiny, tmp_path_factory):
-    """family -> its tiny run exported in every format by the thin main (once per session)."""
-    exports: dict[str, Exported] = {}
+    """family -> its tiny run exported in every format by the thin main (once per session for
+    all workers; the main's stdout is kept beside the export)."""
+
+    def build(export_dir: pathlib.Path, family: str) -> None:
+        result = run_export(f"--model_dir={train_tiny(family)}", f"--export_dir={export_dir}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        (export_dir.parent / f"export-{family}.stdout").write_text(result.stdout)
 
     def export(family: str) -> Exported:
-        if family not in exports:
-            run_dir = train_tiny(family)
-            export_dir = tmp_path_factory.mktemp(f"export-{family}")
-            result = run_export(f"--model_dir={run_dir}", f"--export_dir={export_dir}")
-            assert result.returncode == 0, result.stderr[-3000:]
-            manifest = json.loads((export_dir / f"{family}.json").read_text())
-            exports[family] = Exported(family, run_dir, export_dir, result.stdout, manifest)
-        return exports[family]
+        export_dir = build_once(tmp_path_factory, f"export-{family}", lambda d: build(d, family))
+        stdout = (export_dir.parent / f"export-{family}.stdout").read_text()
+        manifest = json.loads((export_dir / f"{family}.json").read_text())
+        return Exported(family, train_tiny(family), export_dir, stdout, manifest)
 
     return export
 

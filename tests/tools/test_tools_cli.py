@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.families import REPO, run_main, tiny_flags
+from tests.shared_builds import build_once
 
 
 def _tools(*args: str) -> subprocess.CompletedProcess:
@@ -25,12 +26,15 @@ def _tools(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("tools") / "dcgan"
-    result = run_main(
-        [*tiny_flags("dcgan"), f"--model_dir={model_dir}", "--train_steps=2", "--batch_size=8"]
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return model_dir
+    """A 2-step tiny DCGAN run the tools read (built once for both workers)."""
+
+    def build(model_dir):
+        result = run_main(
+            [*tiny_flags("dcgan"), f"--model_dir={model_dir}", "--train_steps=2", "--batch_size=8"]
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    return build_once(tmp_path_factory, "tools-dcgan", build)
 
 
 @pytest.mark.slow
