@@ -9,10 +9,13 @@ with `zoo.run.load_trained` and evaluates it with `zoo.eval.evaluate` (the zoo c
 features on Fashion-MNIST; mode coverage on the toys; the CycleGAN task's `evaluate` for
 translation), then writes a picture of samples beside the run.
 
-- `dcgan` (Fashion-MNIST at 28 px, the classifier's own size) also trains the TensorFlow
-  tutorial's DCGAN (tensorflow.org/tutorials/generative/dcgan) for the same steps and batch on
-  the same stream, with the tutorial's own `tf.function` loop, and evaluates its samples with
-  the same evaluator, sample count and seed: FD, KID, IS, precision and recall of both.
+- `dcgan` (Fashion-MNIST at 28 px, the classifier's own size) also runs the reference,
+  `../shared/ref/recipe_dcgan.py` (a 40-line plain Keras DCGAN with the paper's recipe), as a
+  subprocess for the same steps and batch into `--work_dir/recipe_dcgan_<steps>x<batch>/`
+  (reused when its samples.npy is there, unless `--noreuse_reference`), and scores its 10 000
+  samples with the same evaluator, sample count and seed (the reference draws its own z, seed
+  0): FD, KID, IS, precision and recall of both, the ratio FD_zoo / FD_ref, and the smallest
+  and largest fraction of the zoo's samples the zoo classifier puts in one class.
 - `gan` on `ring8` / `grid25`: modes covered and the high-quality fraction, at the toy
   defaults of `zoo.models.gan.VECTOR_DEFAULTS` (options: `--pack`, `--loss`, `--config`).
 - `cyclegan`: translation accuracy, FD and cycle L1 error both ways, and a grid of rows
@@ -47,10 +50,21 @@ flags.DEFINE_integer("pack", 1, "gan: PacGAN packing degree.")
 flags.DEFINE_string("loss", "", "Adversarial loss (default: the family's).")
 flags.DEFINE_string("domain_a", "sandal", "cyclegan: class of domain A.")
 flags.DEFINE_string("domain_b", "sneaker", "cyclegan: class of domain B.")
-flags.DEFINE_boolean("reference", True, "dcgan: also train and evaluate the tutorial's DCGAN.")
+flags.DEFINE_boolean("reference", True, "dcgan: also train and evaluate the reference DCGAN.")
+flags.DEFINE_string(
+    "reference_script",
+    os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        "..",
+        "shared",
+        "ref",
+        "recipe_dcgan.py",
+    ),
+    "dcgan: the reference, run as `python SCRIPT OUT_DIR STEPS BATCH` (writes samples.npy).",
+)
+flags.DEFINE_boolean("reuse_reference", True, "dcgan: reuse the reference's samples.npy if there.")
 flags.DEFINE_multi_string("config", [], "Family config override key=value.")
 
-TUTORIAL_NOISE_DIM = 100
 HEADLINE = {
     "dcgan": ("fd", "kid", "inception_score", "precision", "recall"),
     "gan": ("modes_covered", "high_quality_fraction"),
@@ -66,122 +80,86 @@ def _figures(metrics: dict, keys: tuple[str, ...] | None = None) -> str:
     )
 
 
-# -- the TensorFlow tutorial's DCGAN, as the tutorial writes it ------------------------------
-def make_generator_model():
-    import keras
-    from keras import layers
+# -- the reference: ../shared/ref/recipe_dcgan.py, a plain Keras DCGAN with the paper's recipe --
+class PrecomputedSamples:
+    """Samples already made (the reference's samples.npy) behind the sampling interface the
+    zoo's `Evaluator` reads: `generate` hands out the next rows in order."""
 
-    model = keras.Sequential()
-    model.add(keras.Input((TUTORIAL_NOISE_DIM,)))
-    model.add(layers.Dense(7 * 7 * 256, use_bias=False))
-    model.add(layers.BatchNormalization())
-    model.add(layers.LeakyReLU())
-    model.add(layers.Reshape((7, 7, 256)))
-    model.add(layers.Conv2DTranspose(128, (5, 5), strides=(1, 1), padding="same", use_bias=False))
-    model.add(layers.BatchNormalization())
-    model.add(layers.LeakyReLU())
-    model.add(layers.Conv2DTranspose(64, (5, 5), strides=(2, 2), padding="same", use_bias=False))
-    model.add(layers.BatchNormalization())
-    model.add(layers.LeakyReLU())
-    model.add(
-        layers.Conv2DTranspose(
-            1, (5, 5), strides=(2, 2), padding="same", use_bias=False, activation="tanh"
-        )
-    )
-    return model
-
-
-def make_discriminator_model():
-    import keras
-    from keras import layers
-
-    model = keras.Sequential()
-    model.add(keras.Input((28, 28, 1)))
-    model.add(layers.Conv2D(64, (5, 5), strides=(2, 2), padding="same"))
-    model.add(layers.LeakyReLU())
-    model.add(layers.Dropout(0.3))
-    model.add(layers.Conv2D(128, (5, 5), strides=(2, 2), padding="same"))
-    model.add(layers.LeakyReLU())
-    model.add(layers.Dropout(0.3))
-    model.add(layers.Flatten())
-    model.add(layers.Dense(1))
-    return model
-
-
-class TutorialDCGAN:
-    """The tutorial's networks, losses, optimizers and `train_step`, plus the sampling interface
-    the zoo's `Evaluator` reads (`sample_inputs` draws z as `GAN.sample_inputs` does)."""
-
-    def __init__(self, batch_size: int) -> None:
-        import keras
-        import tensorflow as tf
-
-        self.batch_size = batch_size
-        self.generator = make_generator_model()
-        self.discriminator = make_discriminator_model()
-        self.cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
-        self.generator_optimizer = keras.optimizers.Adam(1e-4)
-        self.discriminator_optimizer = keras.optimizers.Adam(1e-4)
-        self.train_step = tf.function(self._train_step)
-
-    def discriminator_loss(self, real_output, fake_output):
-        import tensorflow as tf
-
-        real_loss = self.cross_entropy(tf.ones_like(real_output), real_output)
-        fake_loss = self.cross_entropy(tf.zeros_like(fake_output), fake_output)
-        return real_loss + fake_loss
-
-    def generator_loss(self, fake_output):
-        import tensorflow as tf
-
-        return self.cross_entropy(tf.ones_like(fake_output), fake_output)
-
-    def _train_step(self, images):
-        import tensorflow as tf
-
-        noise = tf.random.normal([self.batch_size, TUTORIAL_NOISE_DIM])
-        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
-            generated_images = self.generator(noise, training=True)
-            real_output = self.discriminator(images, training=True)
-            fake_output = self.discriminator(generated_images, training=True)
-            gen_loss = self.generator_loss(fake_output)
-            disc_loss = self.discriminator_loss(real_output, fake_output)
-        gradients_of_generator = gen_tape.gradient(gen_loss, self.generator.trainable_variables)
-        gradients_of_discriminator = disc_tape.gradient(
-            disc_loss, self.discriminator.trainable_variables
-        )
-        self.generator_optimizer.apply_gradients(
-            zip(gradients_of_generator, self.generator.trainable_variables, strict=True)
-        )
-        self.discriminator_optimizer.apply_gradients(
-            zip(gradients_of_discriminator, self.discriminator.trainable_variables, strict=True)
-        )
-        return gen_loss, disc_loss
+    def __init__(self, samples) -> None:
+        self.samples = samples
+        self.position = 0
 
     def sample_inputs(self, num: int, seed: int = 0) -> dict:
         import numpy as np
 
-        rng = np.random.default_rng(seed)
-        return {"z": rng.standard_normal((num, TUTORIAL_NOISE_DIM)).astype("float32")}
+        del seed  # the reference drew its z itself (seed 0)
+        if num > len(self.samples):
+            raise SystemExit(f"the reference wrote {len(self.samples)} samples, {num} asked")
+        self.position = 0
+        return {"z": np.zeros((num, 1), np.float32)}
 
     def generate(self, inputs: dict):
-        return self.generator(inputs["z"], training=False)
+        num = len(inputs["z"])
+        rows = self.samples[self.position : self.position + num]
+        self.position += num
+        return rows
 
 
-def train_tutorial(rc, steps: int) -> TutorialDCGAN:
-    """The tutorial's loop for `steps` batches of the run's own training stream (28 px)."""
-    import keras
+class RecordingSampler:
+    """A model's sampling interface that keeps what it generated (for the class histogram)."""
 
-    from zoo import data as zoo_data
+    def __init__(self, model) -> None:
+        self.model = model
+        self.parts: list = []
 
-    keras.utils.set_random_seed(rc.seed)
-    model = TutorialDCGAN(rc.batch_size)
-    dataset, _ = zoo_data.make_dataset(
-        rc.dataset, batch_size=rc.batch_size, seed=rc.seed, image_size=28, channels=1
-    )
-    for image_batch in dataset.take(steps):
-        model.train_step(image_batch)
-    return model
+    def sample_inputs(self, num: int, seed: int = 0) -> dict:
+        self.parts = []
+        return self.model.sample_inputs(num, seed=seed)
+
+    def generate(self, inputs: dict):
+        import numpy as np
+
+        images = np.asarray(self.model.generate(inputs), np.float32)
+        self.parts.append(images)
+        return images
+
+    def samples(self):
+        import numpy as np
+
+        return np.concatenate(self.parts)
+
+
+def train_reference(steps: int, batch_size: int) -> tuple[object, float, str]:
+    """Runs `FLAGS.reference_script` for `steps` x `batch_size` into the work dir (or reuses
+    its samples.npy from an earlier run of the same budget) and loads its 10 000 samples."""
+    import subprocess
+
+    import numpy as np
+
+    out_dir = os.path.join(FLAGS.work_dir, f"recipe_dcgan_{steps}x{batch_size}")
+    path = os.path.join(out_dir, "samples.npy")
+    start = time.perf_counter()
+    how = "reused"
+    if not (FLAGS.reuse_reference and os.path.exists(path)):
+        how = "trained"
+        command = [sys.executable, FLAGS.reference_script, out_dir, str(steps), str(batch_size)]
+        print("reference:", " ".join(command), flush=True)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise SystemExit(f"{FLAGS.reference_script} failed ({done.returncode}): {tail[0]}")
+    samples = np.load(path).astype(np.float32)
+    return PrecomputedSamples(samples), time.perf_counter() - start, how
+
+
+def class_fractions(evaluator, samples) -> list[float]:
+    """Fraction of samples the zoo classifier puts in each class (argmax)."""
+    import numpy as np
+
+    evaluator.load_networks()
+    probabilities = evaluator.classifier.probabilities(samples)
+    counts = np.bincount(np.argmax(probabilities, axis=1), minlength=probabilities.shape[1])
+    return [float(c) / len(samples) for c in counts]
 
 
 # -- the modes -------------------------------------------------------------------------------
@@ -250,8 +228,10 @@ def main(argv: list[str]) -> None:
     trained, train_seconds = _train(rc, overrides)
     task, model = trained.task, trained.model
     evaluator = Evaluator(rc)
+    dcgan_reference = model_name == "dcgan" and not toy
+    sampler = RecordingSampler(model) if dcgan_reference else model
     start = time.perf_counter()
-    metrics = task.evaluate(model, evaluator, FLAGS.eval_samples, FLAGS.seed)
+    metrics = task.evaluate(sampler, evaluator, FLAGS.eval_samples, FLAGS.seed)
     eval_seconds = time.perf_counter() - start
     picture = os.path.join(rc.model_dir, "quality_samples.png")
     centres = zoo_data.toy_modes(dataset)[0] if toy else None
@@ -268,30 +248,38 @@ def main(argv: list[str]) -> None:
         keys = tuple(f"{d}_{k}" for d in ("a_to_b", "b_to_a") for k in names)
         print(f"{_figures(metrics, keys)} steps={rc.train_steps} batch_size={batch_size}")
         return
-    if model_name != "dcgan" or toy or not FLAGS.reference:
+    if not dcgan_reference:
         print(f"{_figures(metrics, HEADLINE.get(model_name))} steps={rc.train_steps}")
         return
 
-    start = time.perf_counter()
-    reference = train_tutorial(rc, rc.train_steps)
-    train_seconds = time.perf_counter() - start
+    fractions = class_fractions(evaluator, sampler.samples())
+    print("zoo class fractions: " + " ".join(f"{f:.3f}" for f in fractions), flush=True)
+    classes = f"class_min={min(fractions):.3f} class_max={max(fractions):.3f}"
+    if not FLAGS.reference:
+        print(
+            f"{_figures(metrics, HEADLINE['dcgan'])} {classes} "
+            f"steps={rc.train_steps} batch_size={batch_size}"
+        )
+        return
+    reference, train_seconds, how = train_reference(rc.train_steps, batch_size)
     start = time.perf_counter()
     reference_metrics = evaluator(reference, FLAGS.eval_samples, FLAGS.seed)
     eval_seconds = time.perf_counter() - start
-    picture = os.path.join(FLAGS.work_dir, f"tutorial_dcgan_{rc.train_steps}x{batch_size}.png")
-    samples = reference.generate(reference.sample_inputs(64, seed=0))
-    save_png(image_grid(tf.cast(samples, tf.float32).numpy()), picture)
+    picture = os.path.join(FLAGS.work_dir, f"recipe_dcgan_{rc.train_steps}x{batch_size}.png")
+    save_png(image_grid(reference.samples[:64]), picture)
+    reference_fractions = class_fractions(evaluator, reference.samples[: FLAGS.eval_samples])
     print(
-        f"tutorial dcgan: {_figures(reference_metrics)} train_s={train_seconds:.0f} "
-        f"eval_s={eval_seconds:.0f} samples={picture}",
+        f"reference dcgan ({how}): {_figures(reference_metrics)} train_s={train_seconds:.0f} "
+        f"eval_s={eval_seconds:.0f} class_min={min(reference_fractions):.3f} "
+        f"class_max={max(reference_fractions):.3f} samples={picture}",
         flush=True,
     )
     print(
-        f"fd={metrics['fd']:.4g} tutorial_fd={reference_metrics['fd']:.4g} "
+        f"fd={metrics['fd']:.4g} ref_fd={reference_metrics['fd']:.4g} "
         f"fd_ratio={metrics['fd'] / reference_metrics['fd']:.3f} "
-        f"kid={metrics['kid']:.4g} tutorial_kid={reference_metrics['kid']:.4g} "
+        f"kid={metrics['kid']:.4g} ref_kid={reference_metrics['kid']:.4g} "
         f"is={metrics['inception_score']:.3f} "
-        f"tutorial_is={reference_metrics['inception_score']:.3f} "
+        f"ref_is={reference_metrics['inception_score']:.3f} {classes} "
         f"steps={rc.train_steps} batch_size={batch_size} image_size=28"
     )
 

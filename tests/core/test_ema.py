@@ -302,3 +302,30 @@ def test_stackgan_phase_two_starts_from_phase_one_s_averaged_stage_one(tmp_path)
         first.ema.shadows["generator"], second.generator.weights, strict=True
     ):
         np.testing.assert_array_equal(np.array(shadow), np.array(weight))
+
+
+def test_copied_batch_norm_statistics_are_g_s_own_bit_for_bit_and_kept_on_a_skipped_step():
+    network = _tiny_network()
+    ema = GeneratorEMA({"g": network}, decay=0.3, statistics="copy")
+    weights = network.weights  # kernel, bias, gamma, beta, moving mean, moving variance
+    rng = np.random.default_rng(1)
+    expected = _values(weights)
+    for t in range(2):
+        new = [rng.normal(size=w.shape).astype("float32") for w in weights]
+        for w, value in zip(weights, new, strict=True):
+            w.assign(value)
+        ema.update({"g": network}, tf.constant(True))
+        decay = min(0.3, (1 + t) / (10 + t))  # 0.1, 2/11
+        expected = [s - np.float32(1 - decay) * (s - w) for s, w in zip(expected, new, strict=True)]
+        got = _values(ema.shadows["g"])
+        for i in range(4):  # the weights are averaged
+            np.testing.assert_allclose(got[i], expected[i], rtol=1e-6, atol=1e-7)
+        for i in (4, 5):  # the moving statistics are G's, exactly
+            np.testing.assert_array_equal(got[i], new[i])
+    last = _values(ema.shadows["g"])
+    weights[4].assign(np.full(3, np.nan, np.float32))
+    ema.update({"g": network}, tf.constant(False))
+    for a, b in zip(last, _values(ema.shadows["g"]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="statistics"):
+        GeneratorEMA({"g": network}, decay=0.3, statistics="standing")
