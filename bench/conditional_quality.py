@@ -78,6 +78,35 @@ def _run(model: str, tag: str, overrides: list[str]):
     return rc, zoo_run.load_trained(rc.model_dir).model, time.perf_counter() - start
 
 
+def per_class_recall(model, num: int, seed: int) -> list[float]:
+    """Each class's recall (Kynkäänniemi et al. 2019, k = 3, the zoo classifier's features):
+    the fraction of that class's real test images inside the manifold of the samples drawn
+    for it. A class whose samples have collapsed to a few images covers little of its own
+    data, however well they are classified."""
+    import numpy as np
+
+    from zoo.data import load_arrays
+    from zoo.eval import metrics
+    from zoo.eval.classifier import FeatureExtractor, to_network_input
+    from zoo.eval.evaluate import generate_samples
+
+    samples, inputs = generate_samples(model, num, seed)
+    images, labels, _ = load_arrays("fashion_mnist", split="test")
+    extractor = FeatureExtractor.for_dataset("fashion_mnist")
+    side, channels = samples.shape[1], samples.shape[-1]
+    real = to_network_input(images.astype(np.float32) / 127.5 - 1.0, side, channels).numpy()
+    real_features = extractor.features(real)
+    fake_features = extractor.features(samples)
+    recalls = []
+    for k in range(model.config.num_classes):
+        figures = metrics.precision_recall_knn(
+            real_features[labels == k][: num // model.config.num_classes],
+            fake_features[inputs["label"] == k],
+        )
+        recalls.append(float(figures["recall"]))
+    return recalls
+
+
 def attribute_agreement(model, num: int, seed: int) -> dict[str, float]:
     """Class accuracy and attribute agreement of samples from captions naming each class."""
     import numpy as np
@@ -126,18 +155,25 @@ def main(argv: list[str]) -> None:
     budget = f"{FLAGS.train_steps}x{FLAGS.batch_size}"
     if FLAGS.model == "cgan":
         rc, model, seconds = _run("cgan", _tag("cgan", budget), base)
+        load = os.getloadavg()[0]
         metrics = Evaluator(rc)(model, FLAGS.eval_samples, FLAGS.seed)
+        recalls = per_class_recall(model, FLAGS.eval_samples, FLAGS.seed)
         picture = os.path.join(rc.model_dir, "quality_samples.png")
         save_png(registry.get("cgan").sample_picture(model, 100, rc), picture)
         print(
             f"cgan class_accuracy={metrics['class_accuracy']:.4f} "
             f"classifier_test_accuracy={real_accuracy:.4f} fd={metrics['fd']:.4g} "
-            f"kid={metrics['kid']:.4g} train_s={seconds:.0f} samples={picture}",
+            f"kid={metrics['kid']:.4g} precision={metrics['precision']:.3f} "
+            f"recall={metrics['recall']:.3f} "
+            f"class_recall={','.join(f'{r:.2f}' for r in recalls)} "
+            f"train_s={seconds:.0f} load={load:.1f} samples={picture}",
             flush=True,
         )
         print(
             f"class_accuracy={metrics['class_accuracy']:.4f} real_accuracy={real_accuracy:.4f} "
-            f"fd={metrics['fd']:.4g} steps={FLAGS.train_steps} batch_size={FLAGS.batch_size}"
+            f"fd={metrics['fd']:.4g} precision={metrics['precision']:.3f} "
+            f"recall={metrics['recall']:.3f} min_class_recall={min(recalls):.3f} "
+            f"steps={FLAGS.train_steps} batch_size={FLAGS.batch_size}"
         )
         return
 

@@ -18,7 +18,12 @@ import pytest
 import tensorflow as tf
 
 from zoo.core import losses
-from zoo.core.losses import cycle_consistency_loss, identity_loss, kl_divergence
+from zoo.core.losses import (
+    auxiliary_classifier_loss,
+    cycle_consistency_loss,
+    identity_loss,
+    kl_divergence,
+)
 from zoo.errors import UsageError
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -436,6 +441,18 @@ def test_minimax_value_at_half_is_minus_log_4():
     # D = 1/2 everywhere (logits 0): loss = log 2 + log 2 = log 4.
     value = losses.minimax_discriminator_loss(tf.zeros([2]), tf.zeros([2]))
     np.testing.assert_allclose(value.numpy(), [math.log(4.0)] * 2, rtol=1e-6)
+
+
+# -- AC-GAN's auxiliary classifier loss --------------------------------------------------------
+def test_auxiliary_classifier_loss_is_the_cross_entropy_by_hand():
+    ln3 = float(np.log(3.0))
+    # Scores (0, ln 3, 0): softmax = (1/5, 3/5, 1/5); equal scores over 4 classes: 1/4 each.
+    logits = tf.constant([[0.0, ln3, 0.0, -1e4], [0.0, ln3, 0.0, -1e4], [1.0, 1.0, 1.0, 1.0]])
+    got = auxiliary_classifier_loss(logits, tf.constant([1, 0, 3]))
+    np.testing.assert_allclose(got, [np.log(5 / 3), np.log(5.0), np.log(4.0)], rtol=1e-6)
+    half = auxiliary_classifier_loss(tf.cast(logits[2:], tf.float16), tf.constant([2], tf.int64))
+    assert half.dtype == tf.float32 and half.shape == (1,)
+    np.testing.assert_allclose(half, [np.log(4.0)], rtol=1e-6)
 
 
 # -- cycle consistency, identity (CycleGAN) and conditioning augmentation's KL (StackGAN) --

@@ -10,9 +10,10 @@ import pytest
 import tensorflow as tf
 
 from zoo import registry
+from zoo.core.config import config_from_dict
 from zoo.data.dataset import DatasetInfo
 from zoo.errors import UsageError
-from zoo.models.cgan import CGAN, CGANConfig, ClassBatchNorm
+from zoo.models.cgan import AUX_WEIGHT, CGAN, CGANConfig, ClassBatchNorm
 
 TASK = registry.get("cgan")
 
@@ -220,3 +221,59 @@ def test_serving_signature_rejects_out_of_range_labels():
         serve(z, tf.constant([0, 4]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="label must be >= 0"):
         serve(z, tf.constant([-1, 0]))
+
+
+def test_auxiliary_classifier_defaults_follow_the_conditioning_and_concat_refuses_it():
+    assert CGAN.resolve_aux_weight(CGANConfig(conditioning="projection")) == AUX_WEIGHT > 0
+    assert CGAN.resolve_aux_weight(CGANConfig(conditioning="concat")) == 0.0
+    assert CGAN.resolve_aux_weight(CGANConfig(conditioning="projection", aux_weight=0)) == 0.0
+    with pytest.raises(UsageError, match="aux_weight > 0 needs conditioning=projection"):
+        CGANConfig(conditioning="concat", aux_weight=0.5)
+    # A run saved before the field existed had no class head.
+    assert config_from_dict(CGANConfig, {"conditioning": "projection"}).aux_weight == 0.0
+    concat = tiny(conditioning="concat")
+    assert len(concat.discriminator.outputs) == 1 and "d_class_loss" not in concat.trackers
+
+
+def test_auxiliary_class_head_sees_no_label_and_d_learns_it_on_the_real_batch():
+    model = tiny(conditioning="projection", aux_weight=0.5)
+    d = model.discriminator
+    assert [o.shape for o in d.outputs] == [(None, 1), (None, 4)]
+    x = tf.random.stateless_uniform((8, 16, 16, 1), seed=(5, 6), minval=-1, maxval=1)
+    y = tf.constant(np.arange(8) % 4, tf.int32)
+    logits, classes = d([x, y], training=False)
+    assert model.discriminate(x, training=False, condition=y).shape == (8, 1)
+    # The head reads h(x) alone: another label changes the logit, never the class scores.
+    other_logits, relabelled = d([x, (y + 1) % 4], training=False)
+    assert np.array_equal(classes, relabelled) and not np.allclose(logits, other_logits)
+    # The step's class loss is the cross-entropy of the head on the real batch, taken before
+    # the update (batch statistics in training mode, as the step sees them).
+    real_logits, classes = d([x, y], training=True)
+    expected = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, classes))
+    model.compile(train_steps=1)
+    logs = model.train_step((x, y))
+    np.testing.assert_allclose(logs["d_class_loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(logs["real_logit"], tf.reduce_mean(real_logits), rtol=1e-5)
+    # D's loss: softplus(-real) + softplus(fake) (non-saturating) + 0.5 × the class loss.
+    real_term = float(tf.reduce_mean(tf.nn.softplus(-real_logits)))
+    assert float(logs["d_loss"]) > real_term + 0.5 * float(expected) > 0
+
+
+def test_generator_class_loss_is_the_heads_cross_entropy_on_its_images_for_their_labels():
+    model = tiny(conditioning="projection", aux_weight=2.0)
+    model.compile(train_steps=1)
+    x = tf.random.stateless_uniform((8, 16, 16, 1), seed=(5, 6), minval=-1, maxval=1)
+    y = tf.constant([3, 3, 2, 2, 1, 1, 0, 0], tf.int32)
+    seed_state = model.seed_generator.state.numpy().copy()
+    g_weights = model.generator.get_weights()
+    logs = model.train_step((x, y))
+    # Replay G's forward pass of the step (its noise is the step's first draw) and score it
+    # with the D that G's loss saw: the updated one, which is the current one.
+    model.seed_generator.state.assign(seed_state)
+    model.generator.set_weights(g_weights)
+    fake = model.fake_batch(8, y)
+    fake_logits, classes = model.discriminator([fake, y], training=True)
+    expected = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, classes))
+    np.testing.assert_allclose(logs["g_class_loss"], expected, rtol=1e-5)
+    adversarial = tf.reduce_mean(tf.nn.softplus(-fake_logits))  # non-saturating
+    np.testing.assert_allclose(logs["g_loss"], adversarial + 2.0 * expected, rtol=1e-5)

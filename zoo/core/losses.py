@@ -371,6 +371,30 @@ def matching_aware_discriminator_loss(
     )
 
 
+def auxiliary_classifier_loss(class_logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """AC-GAN's class term: the cross-entropy ``-log softmax(class_logits)[label]``.
+
+    The discriminator's auxiliary head predicts the class of an image; D minimises this on
+    real images (it learns to classify the data) and G on its own images for the labels it was
+    asked for (it learns to draw what that classifier recognises).
+
+    Args:
+        class_logits: the auxiliary head's unnormalised class scores, ``[B, K]`` (any float
+            dtype; computed in float32).
+        labels: int class indices in ``[0, K)``, ``[B]``.
+
+    Returns:
+        Per-example losses in nats, float32 ``[B]`` (log K for uniform scores).
+
+    Reference:
+        Odena, Olah & Shlens 2017, "Conditional Image Synthesis with Auxiliary Classifier
+        GANs", section 3 (L_C).
+    """
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=_to_float32(class_logits)
+    )
+
+
 _CONTRASTIVE_TEMPERATURE = 0.1
 _EXCLUDED_LOGIT = -1e9
 
