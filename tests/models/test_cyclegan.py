@@ -45,19 +45,23 @@ def test_registered_with_the_paper_defaults():
     assert jitter_size(c) == 286 and c.flip
 
 
-@pytest.mark.parametrize(
-    ("dataset", "size", "channels"),
-    [
-        ("fashion_mnist", 32, 1),
-        ("mnist", 32, 1),
-        ("folder:/data/horse2zebra", 256, 3),
-        ("tfds:cycle_gan/horse2zebra", 256, 3),
-    ],
-)
-def test_default_config_fits_the_data(dataset, size, channels):
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "mnist"])
+def test_small_gray_datasets_get_the_measured_defaults(dataset):
     c = TASK.default_config(dataset)
-    assert (c.image_size, c.channels) == (size, channels)
-    assert c.residual_blocks == CycleGANConfig().residual_blocks  # the rest is the paper's
+    assert (c.image_size, c.channels, c.generator_filters, c.identity_weight) == (32, 1, 32, 0)
+    paper = CycleGANConfig()
+    assert (c.residual_blocks, c.cycle_weight, c.pool_size, c.upsample) == (
+        paper.residual_blocks,
+        paper.cycle_weight,
+        paper.pool_size,
+        paper.upsample,
+    )
+    assert TASK.default_batch_size(dataset) == 4
+
+
+@pytest.mark.parametrize("dataset", ["folder:/data/horse2zebra", "tfds:cycle_gan/horse2zebra"])
+def test_rgb_folder_datasets_keep_the_papers_defaults(dataset):
+    assert TASK.default_config(dataset) == CycleGANConfig()
     assert TASK.default_batch_size(dataset) == 1
 
 
