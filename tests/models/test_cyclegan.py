@@ -11,7 +11,12 @@ from zoo import registry
 from zoo.core.layers import InstanceNormalization, ReflectionPadding2D
 from zoo.errors import UsageError
 from zoo.models.cyclegan import CycleGAN, CycleGANConfig
-from zoo.models.cyclegan.networks import discriminator_layers, jitter_size, residual_blocks
+from zoo.models.cyclegan.networks import (
+    discriminator_layers,
+    jitter_size,
+    residual_blocks,
+    upsample,
+)
 from zoo.run import RunConfig
 
 TASK = registry.get("cyclegan")
@@ -40,19 +45,23 @@ def test_registered_with_the_paper_defaults():
     assert jitter_size(c) == 286 and c.flip
 
 
-@pytest.mark.parametrize(
-    ("dataset", "size", "channels"),
-    [
-        ("fashion_mnist", 32, 1),
-        ("mnist", 32, 1),
-        ("folder:/data/horse2zebra", 256, 3),
-        ("tfds:cycle_gan/horse2zebra", 256, 3),
-    ],
-)
-def test_default_config_fits_the_data(dataset, size, channels):
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "mnist"])
+def test_small_gray_datasets_get_the_measured_defaults(dataset):
     c = TASK.default_config(dataset)
-    assert (c.image_size, c.channels) == (size, channels)
-    assert c.residual_blocks == CycleGANConfig().residual_blocks  # the rest is the paper's
+    assert (c.image_size, c.channels, c.generator_filters, c.identity_weight) == (32, 1, 32, 0)
+    paper = CycleGANConfig()
+    assert (c.residual_blocks, c.cycle_weight, c.pool_size, c.upsample) == (
+        paper.residual_blocks,
+        paper.cycle_weight,
+        paper.pool_size,
+        paper.upsample,
+    )
+    assert TASK.default_batch_size(dataset) == 4
+
+
+@pytest.mark.parametrize("dataset", ["folder:/data/horse2zebra", "tfds:cycle_gan/horse2zebra"])
+def test_rgb_folder_datasets_keep_the_papers_defaults(dataset):
+    assert TASK.default_config(dataset) == CycleGANConfig()
     assert TASK.default_batch_size(dataset) == 1
 
 
@@ -119,6 +128,44 @@ def test_patchgan_is_70x70_with_30x30_logits_at_256():
 def test_small_images_keep_a_patch_map(size, side):
     model = CycleGAN(tiny(image_size=size))
     assert model.discriminator_a.output_shape == (None, side, side, 1)
+
+
+def test_resize_upsampling_is_nearest_then_a_reflection_padded_conv():
+    inputs = keras.Input((3, 3, 2))
+    net = keras.Model(inputs, upsample(inputs, 1, "resize"))
+    conv = net.layers[-1]
+    kernel = np.zeros((3, 3, 2, 1), "float32")
+    kernel[1, 1, 0, 0] = 1.0  # the centre tap of channel 0 ...
+    kernel[0, 1, 1, 0] = 10.0  # ... plus 10 x channel 1 one row up
+    conv.set_weights([kernel])
+    x = np.arange(18, dtype="float32").reshape(1, 3, 3, 2)
+    y = np.asarray(net(x))[0, :, :, 0]
+    near = x[0].repeat(2, axis=0).repeat(2, axis=1)  # 6x6 nearest neighbour
+    up = np.concatenate([near[1:2], near[:-1]])  # one row up, reflected at the top
+    np.testing.assert_allclose(y, near[:, :, 0] + 10 * up[:, :, 1])
+    assert y.shape == (6, 6)
+
+
+def test_resize_upsampling_keeps_a_constant_map_constant_and_transpose_does_not():
+    # The checkerboard: a stride-2 3x3 transposed kernel covers even and odd output pixels a
+    # different number of times; nearest-neighbour then a conv treats every pixel alike.
+    x = np.ones((1, 4, 4, 3), "float32")
+    for mode, constant in (("resize", True), ("transpose", False)):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4, 4, 3))
+        y = np.asarray(keras.Model(inputs, upsample(inputs, 2, mode))(x))
+        assert y.shape == (1, 8, 8, 2)
+        assert np.allclose(y, y[:, :1, :1, :], atol=1e-6) == constant, mode
+
+
+def test_upsample_config():
+    model = CycleGAN(tiny(upsample="resize"))
+    kinds = [type(layer) for layer in model.generator_ab.layers]
+    assert kinds.count(keras.layers.UpSampling2D) == 2
+    assert keras.layers.Conv2DTranspose not in kinds
+    assert model.generator_ab.output_shape == (None, 16, 16, 1)
+    with pytest.raises(UsageError, match="upsample='bilinear'; choose one of transpose, resize"):
+        tiny(upsample="bilinear")
 
 
 def test_reflection_padding():

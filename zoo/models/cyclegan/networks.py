@@ -8,6 +8,8 @@ Reference:
 from __future__ import annotations
 
 import dataclasses
+import typing
+from typing import Any
 
 import keras
 
@@ -22,6 +24,8 @@ from zoo.errors import UsageError
 
 # Discriminator: 4×4 kernels, padding 1 (as the authors' PatchGAN).
 _D_KERNEL = 4
+# G's up-sampling layers (`CycleGANConfig.upsample`).
+UPSAMPLING = ("transpose", "resize")
 
 
 @dataclasses.dataclass
@@ -47,7 +51,15 @@ class CycleGANConfig(GANConfig):
       jitter_scale: 286/256, the paper's 286 → 256 crops.
       flip: random horizontal flips.
       lr_constant_fraction: share of `--train_steps` at the constant learning rate.
+      upsample: G's two up-sampling layers: `transpose` (the paper's 3×3 stride-2 transposed
+        convolutions) or `resize` (nearest-neighbour ×2, then a 3×3 convolution on reflection
+        padding: Odena et al. 2016's resize-convolution, free of checkerboard artefacts).
     """
+
+    absent_from_old_runs: typing.ClassVar[dict[str, Any]] = {
+        **GANConfig.absent_from_old_runs,
+        "upsample": "transpose",
+    }
 
     latent_dim: int = 100
     image_size: int = 256
@@ -64,6 +76,7 @@ class CycleGANConfig(GANConfig):
     jitter_scale: float = 286 / 256
     flip: bool = True
     lr_constant_fraction: float = 0.5
+    upsample: str = "transpose"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -82,6 +95,10 @@ class CycleGANConfig(GANConfig):
             "jitter_scale": self.jitter_scale >= 1.0,
             "lr_constant_fraction": 0.0 <= self.lr_constant_fraction <= 1.0,
         }
+        if self.upsample not in UPSAMPLING:
+            raise UsageError(
+                f"cyclegan upsample={self.upsample!r}; choose one of {', '.join(UPSAMPLING)}"
+            )
         for name, ok in checks.items():
             if not ok:
                 raise UsageError(f"cyclegan config {name}={getattr(self, name)} is out of range")
@@ -120,9 +137,33 @@ def _instance_norm() -> keras.layers.Layer:
     return InstanceNormalization(epsilon=1e-5)
 
 
+def upsample(x: keras.KerasTensor, filters: int, mode: str) -> keras.KerasTensor:
+    """Doubles the side of `x` and maps it to `filters` channels (no bias, no normalisation).
+
+    `transpose`: a 3×3 stride-2 transposed convolution (the paper's u-layers); its kernel
+    overlaps output pixels unevenly, so even a constant input comes out in a 2-pixel pattern.
+    `resize`: nearest-neighbour ×2, reflection padding, a 3×3 convolution; a constant input
+    stays constant (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts").
+    """
+    if mode == "resize":
+        x = keras.layers.UpSampling2D(2, interpolation="nearest")(x)
+        return keras.layers.Conv2D(filters, 3, use_bias=False, kernel_initializer=dcgan_init())(
+            ReflectionPadding2D(1)(x)
+        )
+    return keras.layers.Conv2DTranspose(
+        filters,
+        3,
+        strides=2,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=dcgan_init(),
+    )(x)
+
+
 def build_resnet_generator(config: CycleGANConfig, name: str) -> keras.Model:
     """c7s1-64, d128, d256, R256 × n, u128, u64, c7s1-C with tanh (float32 output).
 
+    The u-layers are transposed convolutions or resize-convolutions (`config.upsample`).
     Reflection padding before the 7×7 and 3×3 convolutions that keep the size, instance
     normalisation after every convolution but the last; output shape = input shape.
     """
@@ -146,15 +187,7 @@ def build_resnet_generator(config: CycleGANConfig, name: str) -> keras.Model:
         y = _instance_norm()(conv(ReflectionPadding2D(1)(y), 4 * f, 3))
         x = keras.layers.Add()([x, y])
     for filters in (2 * f, f):  # u128, u64
-        x = keras.layers.Conv2DTranspose(
-            filters,
-            3,
-            strides=2,
-            padding="same",
-            use_bias=False,
-            kernel_initializer=dcgan_init(),
-        )(x)
-        x = norm_relu(x)
+        x = norm_relu(upsample(x, filters, c.upsample))
     outputs = keras.layers.Conv2D(  # c7s1-C
         c.channels,
         7,
