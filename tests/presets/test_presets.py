@@ -76,10 +76,10 @@ def test_corrupt_or_missing_file_is_a_usage_error(tiny_root, tmp_path):
     (root / TINY_NAME / "golden.npz").unlink()
     with pytest.raises(UsageError, match=r"golden\.npz is missing"):
         store.preset_dir(TINY_NAME, str(root))
-    with pytest.raises(UsageError, match="preset gan_grid25 is not built .*build gan_grid25"):
+    with pytest.raises(UsageError, match=r"preset gan_grid25 is not built .*build gan_grid25"):
         store.preset_dir("gan_grid25", str(root))  # declared, not built in this root
     (root / TINY_NAME / "manifest.json").unlink()
-    with pytest.raises(UsageError, match="unknown preset 'tiny_gan'; known: .*gan_ring8"):
+    with pytest.raises(UsageError, match=r"unknown preset 'tiny_gan'; known: .*gan_ring8"):
         store.preset_dir(TINY_NAME, str(root))
 
 
@@ -112,6 +112,17 @@ def test_load_generator_by_preset_name(presets_env):
     assert images.shape == (len(z), 2) and images.dtype == np.float32
     np.testing.assert_allclose(images, expected, atol=1e-5)
     assert gen(z=z[:1].astype(np.float64)).shape == (1, 2)
+
+
+def test_the_mains_resolver_gives_the_checked_preset_directory(presets_env, tmp_path):
+    from zoo.errors import UsageError
+    from zoo.presets.store import resolve_model_dir
+
+    assert resolve_model_dir("RUN", None) == "RUN"
+    assert resolve_model_dir(None, f"preset:{TINY_NAME}") == str(presets_env / TINY_NAME)
+    assert resolve_model_dir("", TINY_NAME) == str(presets_env / TINY_NAME)
+    with pytest.raises(UsageError, match="give one of --model_dir and --preset"):
+        resolve_model_dir("RUN", TINY_NAME)
 
 
 def _generator_weights(model) -> list[np.ndarray]:
@@ -211,7 +222,8 @@ def test_shipped_presets_stay_under_40_mb_and_are_package_data():
     for dirpath, _, files in os.walk(PACKAGE):
         total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
     assert total < BUDGET_BYTES, f"zoo/presets is {total / 2**20:.1f} MiB"
-    setup = ast.parse(open(os.path.join(REPO, "setup.py"), encoding="utf-8").read())
+    with open(os.path.join(REPO, "setup.py"), encoding="utf-8") as f:
+        setup = ast.parse(f.read())
     call = next(n for n in ast.walk(setup) if isinstance(n, ast.Call) and n.keywords)
     data = next(k.value for k in call.keywords if k.arg == "package_data")
     patterns = ast.literal_eval(data)["zoo.presets"]
