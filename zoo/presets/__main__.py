@@ -19,7 +19,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -115,6 +115,7 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[1] not in COMMANDS:
         return cli.fail(f"usage: python -m zoo.presets {'|'.join(COMMANDS)} [NAME ...]")
     command, rest = argv[1], argv[2:]
+    logging.set_verbosity(logging.WARNING)
     try:
         if command == "list":
             if rest:
