@@ -195,6 +195,24 @@ def test_init_from_another_family_or_not_a_preset_is_a_usage_error(presets_env, 
         train.resolve_config(rc, [])
 
 
+def test_verify_checks_files_and_golden_batch(presets_env, tmp_path, monkeypatch, capsys):
+    from zoo.presets.__main__ import _verify
+
+    assert _verify([]) == 0
+    assert f"{TINY_NAME}: sha256 ok, golden max_abs_err=" in capsys.readouterr().out
+
+    root = copy_root(presets_env, tmp_path / "root")
+    path = root / TINY_NAME / "weights.npz"
+    arrays = dict(np.load(path))
+    key = next(k for k in sorted(arrays) if "ema/shadows/generator" in k and arrays[k].ndim == 2)
+    arrays[key] = -arrays[key]
+    np.savez(path, **arrays)
+    _rewrite_manifest(root / TINY_NAME)
+    monkeypatch.setenv("GANZOO_PRESETS", str(root))
+    assert _verify([TINY_NAME]) == 1
+    assert "FAILED, limit 1e-05" in capsys.readouterr().out
+
+
 def test_list_shows_built_and_declared_presets(presets_env, capsys):
     from zoo.presets.__main__ import _list
 
