@@ -5,7 +5,7 @@ float32); with `--export_dir` the exported SavedModel (or a `.tflite` file) is l
 `zoo.load_generator` and the dataset read from `OUT/NAME.json`. Both draw the same generator
 inputs for a seed. The family's metrics (`zoo.eval.evaluate`) are printed as ONE JSON line
 (`--num_samples`, `--seed`, `--inception_weights=PATH` for InceptionV3 features). Bad input prints
-one line on stderr and exits with code 2.
+one line on stderr and exits with code 2. `--preset=NAME` scores a built preset like a run.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Run directory (config.json and checkpoints/).")
+flags.DEFINE_string("preset", None, "A built preset (python -m zoo.presets list) for --model_dir.")
 flags.DEFINE_string("export_dir", None, "An exported model directory (OUT/<name>).")
 flags.DEFINE_integer("num_samples", 10000, "Generated samples (and at most as many real images).")
 flags.DEFINE_integer("seed", 0, "Seed of the generator inputs and the KID subsets.")
@@ -38,17 +39,24 @@ def main(argv: list[str]) -> int:
     logging.set_verbosity(logging.WARNING)
     from zoo import cli
     from zoo.errors import UsageError
+    from zoo.presets.store import resolve_model_dir
 
-    if bool(FLAGS.model_dir) == bool(FLAGS.export_dir):
-        return cli.fail("give exactly one of --model_dir=RUN and --export_dir=OUT/<name>")
+    try:
+        model_dir = resolve_model_dir(FLAGS.model_dir, FLAGS.preset)
+    except UsageError as err:
+        return cli.fail(err)
+    if bool(model_dir) == bool(FLAGS.export_dir):
+        return cli.fail(
+            "give exactly one of --model_dir=RUN (or --preset=NAME) and --export_dir=OUT/<name>"
+        )
     if FLAGS.num_samples < 2:
         return cli.fail(f"--num_samples must be >= 2, got {FLAGS.num_samples}")
     if FLAGS.inception_weights and not os.path.isfile(FLAGS.inception_weights):
         return cli.fail(f"--inception_weights: no such file {FLAGS.inception_weights}")
-    if FLAGS.model_dir and not os.path.isdir(FLAGS.model_dir):
-        return cli.fail(f"--model_dir: no such directory {FLAGS.model_dir}")
-    if FLAGS.model_dir and not os.path.isfile(os.path.join(FLAGS.model_dir, "config.json")):
-        return cli.fail(f"{FLAGS.model_dir} is not a run directory (no config.json)")
+    if model_dir and not os.path.isdir(model_dir):
+        return cli.fail(f"--model_dir: no such directory {model_dir}")
+    if model_dir and not os.path.isfile(os.path.join(model_dir, "config.json")):
+        return cli.fail(f"{model_dir} is not a run directory (no config.json)")
     if FLAGS.export_dir and not os.path.exists(FLAGS.export_dir):
         return cli.fail(f"--export_dir: nothing at {FLAGS.export_dir}")
     cli.import_tensorflow_quietly()
@@ -64,7 +72,7 @@ def main(argv: list[str]) -> int:
             else:
                 from zoo.run import load_trained
 
-                trained = load_trained(FLAGS.model_dir)
+                trained = load_trained(model_dir)
                 for warning in trained.warnings:
                     print(f"warning: {warning}", file=sys.stderr)
                 model, rc, step = trained.model, trained.run_config, trained.step

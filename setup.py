@@ -13,6 +13,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["zoo", "zoo.*", "export", "export.*"]),
     py_modules=["train_main"],
+    # The built presets (zoo/presets/<name>/: weights, golden batch, card, grid, manifest).
+    package_data={"zoo.presets": ["*/*.json", "*/*.npz", "*/*.md", "*/*.png"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.3",

@@ -2,10 +2,13 @@
 
 One flag per `zoo.run.RunConfig` field (its default and help), `--config=key=value` overrides
 of the family's config and `--loss`. Bad input is one line on stderr and exit code 2.
+`--init_from=preset:NAME` starts a new run from a built preset's weights, with its family,
+dataset and config unless the flags say otherwise (`zoo.presets.store.init_defaults`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -32,11 +35,19 @@ def main(argv: list[str]) -> int:
     logging.set_verbosity(logging.WARNING)
     overrides = [*([f"loss={FLAGS.loss}"] if FLAGS.loss else []), *FLAGS.config]
     try:
-        registry.check(FLAGS.model)  # before TensorFlow is imported
+        rc = cli.dataclass_from_flags(RunConfig)
+        if rc.init_from:
+            from zoo.presets.store import init_defaults
+
+            preset = {k: v for k, v in init_defaults(rc.init_from).items() if not FLAGS[k].present}
+            rc = dataclasses.replace(
+                rc, **{k: tuple(v) if isinstance(v, list) else v for k, v in preset.items()}
+            )
+        registry.check(rc.model)  # before TensorFlow is imported
         cli.import_tensorflow_quietly()
         from zoo import train
 
-        result = train.run(cli.dataclass_from_flags(RunConfig), overrides)
+        result = train.run(rc, overrides)
     except UsageError as err:
         return cli.fail(err)
     except (TrainingDivergedError, CheckpointIOError, WorkerLostError) as err:

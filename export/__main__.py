@@ -1,5 +1,7 @@
 """Exports a trained run: `python -m export --model_dir=RUN --export_dir=OUT`.
 
+`--preset=NAME` exports a built preset (`python -m zoo.presets list`) in the same way.
+
 Writes `OUT/<name>/<version>/` (TF Serving SavedModel with warmup requests), the builtins-only
 TFLite files beside it and `OUT/<name>.json`. As it goes it prints one `export: ...` line per
 step with its time (SavedModel, each int8 calibration, conversion, parity run and latency, then
@@ -20,6 +22,7 @@ from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/).")
+flags.DEFINE_string("preset", None, "A built preset (python -m zoo.presets list) for --model_dir.")
 flags.DEFINE_string("export_dir", None, "Export root: OUT/<name>/<version>/, OUT/<name>.*")
 flags.DEFINE_string("name", None, "Served model name (default: the family name).")
 flags.DEFINE_integer("version", None, "SavedModel version (default: the checkpoint's step).")
@@ -50,12 +53,15 @@ def main(argv: list[str]) -> int:
     from export import parse_formats
     from zoo import cli
     from zoo.errors import UsageError
+    from zoo.presets.store import resolve_model_dir
 
     try:
         formats = parse_formats(FLAGS.formats)
-        for flag in ("model_dir", "export_dir"):
-            if not getattr(FLAGS, flag):
-                raise UsageError(f"--{flag} is required")
+        model_dir = resolve_model_dir(FLAGS.model_dir, FLAGS.preset)
+        if not model_dir:
+            raise UsageError("--model_dir (or --preset) is required")
+        if not FLAGS.export_dir:
+            raise UsageError("--export_dir is required")
     except UsageError as err:
         return cli.fail(err)
     cli.import_tensorflow_quietly()
@@ -65,7 +71,7 @@ def main(argv: list[str]) -> int:
         # The converter and the calibrator chatter on stderr; shown only if the export fails.
         with cli.native_stderr_captured():
             result = export_lib.export(
-                FLAGS.model_dir,
+                model_dir,
                 FLAGS.export_dir,
                 name=FLAGS.name,
                 version=FLAGS.version,

@@ -35,11 +35,18 @@ def load_generator(path: str, signature: str | None = None) -> Any:
     """Loads an exported generator as a numpy callable (`zoo.exported.ExportedGenerator`).
 
     `path` is a SavedModel version directory, a TF Serving model directory (`OUT/<name>`,
-    newest version) or a `.tflite` file. TensorFlow or LiteRT is imported only when called.
+    newest version), a `.tflite` file, or `preset:NAME`, a built preset (`python -m
+    zoo.presets list`; its serving signature on its stored weights, files checked first).
+    TensorFlow or LiteRT is imported only when called.
 
         gen = zoo.load_generator("OUT/dcgan")
         images = gen(zoo.core.latent.sample_z(16, latent_dim=100))  # float32 in [-1, 1]
+        gen = zoo.load_generator("preset:gan_ring8")
     """
+    if str(path).startswith("preset:"):
+        from zoo.presets.store import load_generator as load_preset
+
+        return load_preset(str(path), signature)
     from zoo.exported import load_generator as load
 
     return load(path, signature)

@@ -35,6 +35,9 @@ from zoo.errors import UsageError, first_line
 from zoo.io import atomic_write_json, read_json, remove_temporaries
 
 CONFIG_FILE = "config.json"
+# A preset's directory (`zoo.presets`) holds the run's config.json and, instead of checkpoints,
+# the model's weights in one file (`zoo.presets.weights`).
+WEIGHTS_FILE = "weights.npz"
 
 
 def _latest_checkpoint(directory: str) -> str | None:
@@ -82,6 +85,9 @@ class RunConfig:
       eval_samples: samples per evaluation.
       stage: phase of a family trained in phases (stackgan: 1 = Stage-I, then 2 = Stage-II
         with the same --model_dir); 0 = the family's default.
+      init_from: preset:NAME: a new run starts from that built preset's weights (G, D, text
+        encoder; its family, dataset and config unless given); on resume the run's own
+        checkpoints win.
     """
 
     model: str = "dcgan"
@@ -111,6 +117,7 @@ class RunConfig:
     eval_every: int = 0
     eval_samples: int = 10000
     stage: int = 0
+    init_from: str = ""
 
 
 def load_run(model_dir: str) -> tuple[Any, Any, dict[str, Any]]:
@@ -254,7 +261,8 @@ def load_trained(
     """Rebuilds a run's model in float32 from its config JSON and restores a checkpoint.
 
     Args:
-      model_dir: the run directory (holds `config.json` and `checkpoints/`).
+      model_dir: the run directory (holds `config.json` and `checkpoints/`), or a preset's
+        (`config.json` and `weights.npz`, see `zoo.presets`).
       checkpoint: a checkpoint prefix (`.../ckpt-STEP`) or directory; default the latest
         readable one (of the latest phase, for families trained in phases).
       weights: `ema` puts the moving average of G's weights into G (for good: the model is
@@ -268,8 +276,14 @@ def load_trained(
         raise UsageError(f"--weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     task, config, saved = load_run(model_dir)
     directory = model_dir
+    weights_file = os.path.join(model_dir, WEIGHTS_FILE)
+    preset = checkpoint is None and os.path.isfile(weights_file)
     if task.phases:
-        phase = _checkpoint_phase(model_dir, task.phases, checkpoint)
+        phase = (
+            task.phase_of(config)
+            if preset
+            else _checkpoint_phase(model_dir, task.phases, checkpoint)
+        )
         config = task.with_phase(config, phase)
         record = saved.get("stages", {}).get(str(phase), {})
         saved = {**saved, **record, "model_config": config_to_dict(config)}
@@ -282,15 +296,20 @@ def load_trained(
 
     from zoo.core.distribute import float32_policy
 
-    path, warning = _checkpoint_path(directory, checkpoint)
+    path, warning = (weights_file, None) if preset else _checkpoint_path(directory, checkpoint)
     with float32_policy():
         model = task.build_model(config, seed=run_config.seed)
     try:
-        status = tf.train.Checkpoint(model=model).restore(path)
-        status.assert_existing_objects_matched()
+        if preset:
+            from zoo.presets.weights import restore_weights
+
+            restore_weights(model, path)
+        else:
+            status = tf.train.Checkpoint(model=model).restore(path)
+            status.assert_existing_objects_matched()
+            status.expect_partial()  # optimizers and noise state are for training only
     except Exception as err:  # corrupt files surface as OpError, IndexError, ValueError, ...
         raise UsageError(f"cannot restore checkpoint {path}: {first_line(err)}") from err
-    status.expect_partial()  # optimizers and noise state are for training only
     if weights == "ema" and model.ema is None:
         raise UsageError(f"{model_dir} has no EMA weights (trained with ema_decay=0); use raw")
     weights = weights or ("ema" if model.ema is not None else "raw")

@@ -142,7 +142,12 @@ def resolve_config(rc: RunConfig, overrides: Sequence[str]) -> tuple[Task, Any]:
                 f"{rc.model_dir} was trained on {saved['run']['dataset']!r}, not {rc.dataset!r}"
             )
         return task, config
-    config = apply_overrides(task.default_config(rc.dataset), overrides)
+    if rc.init_from:  # the preset's full config: its networks must fit the weights
+        from zoo.presets.store import init_config
+
+        config = apply_overrides(init_config(rc), overrides)
+    else:
+        config = apply_overrides(task.default_config(rc.dataset), overrides)
     return task, _with_phase(task, config, rc)
 
 
@@ -254,6 +259,11 @@ def _run_owned(
         raise
     if start:
         print(f"resuming {run_dir} from step {start}", flush=True)
+    elif rc.init_from:
+        from zoo.presets.store import init_weights
+
+        init_weights(model, rc.init_from)
+        print(f"starting {run_dir} from {rc.init_from}", flush=True)
     if chief:
         data = {
             "name": info.name,

@@ -2,6 +2,11 @@
 
     python -m zoo.demo --export_dir=OUT                 # prints the URL; Ctrl-C stops it
     python -m zoo.demo --export_dir=OUT --check --screenshot=shot.png
+    python -m zoo.demo --preset=gan_ring8             # a built preset: no training, no export
+    python -m zoo.demo --presets                      # every built preset
+
+`--preset` / `--presets` export the built presets once into a cache (`zoo.presets.serve`) and
+serve that export directory.
 
 `--check` opens the page in headless Chromium on a fixed batch, saves a screenshot, compares the
 page's tensors with the same batch through `ai_edge_litert` and prints `max_abs_diff=X` last;
@@ -17,6 +22,8 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "Export root of python -m export (OUT/<name>.json).")
+flags.DEFINE_string("preset", None, "A built preset (python -m zoo.presets list) to show.")
+flags.DEFINE_boolean("presets", False, "Show every built preset.")
 flags.DEFINE_string("name", None, "The model (OUT/<name>.json); default: every one / the only one.")
 flags.DEFINE_integer("port", None, "Port on 127.0.0.1 (default 8000; --check: a free one).")
 flags.DEFINE_boolean("check", False, "Run the page headless and compare with ai_edge_litert.")
@@ -36,7 +43,8 @@ def _serve() -> int:
 
     from zoo.demo import manifest, samples, server
 
-    described = manifest.load(FLAGS.export_dir, FLAGS.name)
+    export_dir, name = _export_dir()
+    described = manifest.load(export_dir, name)
     dist = server.ensure_built()
     with tempfile.TemporaryDirectory(prefix="ganzoo-samples-") as tmp:
         samples_dir, index = None, None
@@ -52,7 +60,7 @@ def _serve() -> int:
                     samples_dir, index = None, None
         port = 8000 if FLAGS.port is None else FLAGS.port
         with server.serving(
-            FLAGS.export_dir,
+            export_dir,
             port=port,
             samples_dir=samples_dir,
             samples_index=index,
@@ -69,6 +77,29 @@ def _serve() -> int:
     return 0
 
 
+def _export_dir() -> tuple[str, str | None]:
+    """The export root and model name to show: --export_dir and --name, or the presets'
+    export (made once, `zoo.presets.serve`)."""
+    from zoo.errors import UsageError
+
+    given = [f for f in ("export_dir", "preset", "presets") if getattr(FLAGS, f)]
+    if len(given) != 1:
+        raise UsageError("give exactly one of --export_dir, --preset=NAME and --presets")
+    if FLAGS.export_dir:
+        return FLAGS.export_dir, FLAGS.name
+    from zoo import cli
+    from zoo.presets import serve
+    from zoo.presets.store import strip_prefix
+
+    names = [FLAGS.preset] if FLAGS.preset else serve.built_presets()
+    if not names:
+        raise UsageError("no built presets (python -m zoo.presets list)")
+    cli.import_tensorflow_quietly()
+    with cli.native_stderr_captured():
+        out = serve.export_presets(names, log=lambda message: print(message, flush=True))
+    return out, strip_prefix(FLAGS.preset) if FLAGS.preset else FLAGS.name
+
+
 def _check() -> int:
     from zoo.demo import check
 
@@ -76,9 +107,10 @@ def _check() -> int:
         from zoo.errors import UsageError
 
         raise UsageError("--check needs --screenshot=PATH")
+    export_dir, name = _export_dir()
     worst = check.check(
-        FLAGS.export_dir,
-        name=FLAGS.name,
+        export_dir,
+        name=name,
         flavour=FLAGS.flavour,
         screenshot=FLAGS.screenshot,
         seed=FLAGS.seed,
@@ -107,8 +139,8 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         return cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        if not FLAGS.export_dir:
-            raise UsageError("--export_dir is required")
+        if not (FLAGS.export_dir or FLAGS.preset or FLAGS.presets):
+            raise UsageError("--export_dir is required (or --preset=NAME, --presets)")
         if FLAGS.check:
             return _check()
         return _serve()

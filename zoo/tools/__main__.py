@@ -11,6 +11,9 @@
 Conditional generators take their condition from `--label=K` (cgan) or `--caption=TEXT`
 (gan_int_cls) in interpolate, samples and arithmetic.
 
+`--preset=NAME` (a built preset, `python -m zoo.presets list`) works wherever `--model_dir`
+does; its pictures go to `./tools/` unless `--out` says otherwise.
+
 Each writes a PNG (`--out`) and prints one JSON line.
 """
 
@@ -35,6 +38,7 @@ COMMANDS = (
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A run directory (its latest checkpoint).")
+flags.DEFINE_string("preset", None, "A built preset (python -m zoo.presets list) for --model_dir.")
 flags.DEFINE_string("checkpoint", None, "A checkpoint of the run instead of the latest.")
 flags.DEFINE_string("export_dir", None, "An exported generator (OUT/<name>, a version or .tflite).")
 flags.DEFINE_string("out", None, "PNG to write (default: next to the run or export).")
@@ -83,12 +87,26 @@ def _conditions(takes: Any, num: int) -> dict[str, Any]:
     return extra
 
 
+def _run_dir() -> str | None:
+    """--model_dir, or the checked directory of --preset (`zoo.presets.store`)."""
+    from zoo.presets.store import resolve_model_dir
+
+    return resolve_model_dir(FLAGS.model_dir, FLAGS.preset)
+
+
+def _out_dir(run_dir: str) -> str:
+    """Where pictures go by default: beside the run; for a preset, the current directory."""
+    return "." if FLAGS.preset else run_dir
+
+
 def _generator() -> tuple[Any, int, str]:
-    """(numpy z -> images, latent size, default output directory) of --model_dir or --export_dir."""
+    """(numpy z -> images, latent size, default output directory) of --model_dir, --preset
+    or --export_dir."""
     from zoo.errors import UsageError
 
-    if bool(FLAGS.model_dir) == bool(FLAGS.export_dir):
-        raise UsageError("give exactly one of --model_dir and --export_dir")
+    run_dir = _run_dir()
+    if bool(run_dir) == bool(FLAGS.export_dir):
+        raise UsageError("give exactly one of --model_dir and --export_dir (or --preset=NAME)")
     if FLAGS.export_dir:
         import zoo
 
@@ -104,7 +122,7 @@ def _generator() -> tuple[Any, int, str]:
         return generate_export, latent_dim, out_dir
     from zoo.run import load_trained
 
-    trained = load_trained(FLAGS.model_dir, FLAGS.checkpoint)
+    trained = load_trained(run_dir, FLAGS.checkpoint)
     model = trained.model
 
     takes = model.sample_inputs(1)
@@ -121,7 +139,7 @@ def _generator() -> tuple[Any, int, str]:
             ]
         )
 
-    return generate, model.config.latent_dim, FLAGS.model_dir
+    return generate, model.config.latent_dim, _out_dir(run_dir)
 
 
 def _write(picture: Any, default_dir: str, name: str) -> str:
@@ -166,9 +184,10 @@ def _run(command: str) -> dict[str, Any]:
         from zoo.run import load_trained
         from zoo.tools.probe import probe
 
-        if not FLAGS.model_dir:
-            raise UsageError("probe needs --model_dir (the discriminator is not exported)")
-        trained = load_trained(FLAGS.model_dir, FLAGS.checkpoint)
+        run_dir = _run_dir()
+        if not run_dir:
+            raise UsageError("probe needs --model_dir or --preset (D is not exported)")
+        trained = load_trained(run_dir, FLAGS.checkpoint)
         report = probe(
             trained.model,
             trained.run_config,
@@ -202,12 +221,13 @@ def _run(command: str) -> dict[str, Any]:
         from zoo.run import load_trained
         from zoo.tools.text_tools import caption_interpolation_grid, split_captions
 
-        if not FLAGS.model_dir:
-            raise UsageError("text_interpolate needs --model_dir (the text encoder of the run)")
+        run_dir = _run_dir()
+        if not run_dir:
+            raise UsageError("text_interpolate needs --model_dir or --preset (its text encoder)")
         captions = split_captions(FLAGS.captions, 2)
-        model = load_trained(FLAGS.model_dir, FLAGS.checkpoint).model
+        model = load_trained(run_dir, FLAGS.checkpoint).model
         if getattr(model, "tokenizer", None) is None:
-            raise UsageError(f"{FLAGS.model_dir} is not a text-to-image run with a text encoder")
+            raise UsageError(f"{run_dir} is not a text-to-image run with a text encoder")
         picture = caption_interpolation_grid(
             lambda z, h: model.generate({"z": z, "embedding": h}),
             lambda texts: np.asarray(model.encode(model.tokenizer.tokenize_numpy(texts))),
@@ -218,7 +238,7 @@ def _run(command: str) -> dict[str, Any]:
             seed=FLAGS.seed,
         )
         name = f"text_interpolate_seed{FLAGS.seed}.png"
-        return {"command": command, "picture": _write(picture, FLAGS.model_dir, name)}
+        return {"command": command, "picture": _write(picture, _out_dir(run_dir), name)}
     from zoo.tools.theory import Gaussian, theory_lab
 
     report, picture = theory_lab(
