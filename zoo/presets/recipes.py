@@ -134,7 +134,7 @@ PRESETS: dict[str, Preset] = {
             "CycleGAN sandal <-> sneaker on Fashion-MNIST, 32 px grayscale",
             run={
                 "train_steps": 3000,
-                "batch_size": 1,
+                "batch_size": 4,
                 "seed": 0,
                 "domain_a": "sandal",
                 "domain_b": "sneaker",
