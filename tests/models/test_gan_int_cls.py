@@ -279,7 +279,7 @@ class _OutputSpy(GeneratorSpy):
 
 def test_class_head_losses_by_hand_and_in_the_trackers():
     model = tiny(interpolation=False)
-    assert model.aux_weight == 0.25  # the default on labelled captions
+    assert model.aux_weight == 1.0  # the default on labelled captions
     model.compile(train_steps=1, run_eagerly=True)
     images, text, wrong, labels = batch(model)
     recorder, spy = _Recorder(), _OutputSpy(model.generator)
@@ -296,8 +296,8 @@ def test_class_head_losses_by_hand_and_in_the_trackers():
     d_class = _cross_entropy(real_classes, labels.numpy())
     g_class = _cross_entropy(fake_classes, labels.numpy())
     adversarial = np.mean(_softplus(-r) + 0.5 * (_softplus(f) + _softplus(w)))
-    np.testing.assert_allclose(d_loss, adversarial + 0.25 * d_class, rtol=1e-5)
-    np.testing.assert_allclose(g_loss, np.mean(_softplus(-f)) + 0.25 * g_class, rtol=1e-5)
+    np.testing.assert_allclose(d_loss, adversarial + d_class, rtol=1e-5)
+    np.testing.assert_allclose(g_loss, np.mean(_softplus(-f)) + g_class, rtol=1e-5)
     np.testing.assert_allclose(float(logs["d_class_loss"]), d_class, rtol=1e-5)
     np.testing.assert_allclose(float(logs["g_class_loss"]), g_class, rtol=1e-5)
     np.testing.assert_allclose(float(logs["d_loss"]), d_loss, rtol=1e-6)
@@ -324,7 +324,7 @@ def test_class_head_off_old_runs_and_unlabelled_data():
     del saved["aux_weight"]
     old = GANIntCls(config_from_dict(GANIntClsConfig, saved), seed=3)
     assert old.config.aux_weight == 0.0 and len(old.discriminator.outputs) == 1
-    assert tiny(aux_weight=1.0).aux_weight == 1.0
+    assert tiny(aux_weight=0.5).aux_weight == 0.5
     # No class names (e.g. unlabelled embeddings): the default is off, a positive weight an error.
     assert tiny(class_names=()).aux_weight == 0.0
     with pytest.raises(UsageError, match="aux_weight > 0 needs labelled data"):
