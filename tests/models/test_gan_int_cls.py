@@ -279,7 +279,7 @@ class _OutputSpy(GeneratorSpy):
 
 def test_class_head_losses_by_hand_and_in_the_trackers():
     model = tiny(interpolation=False)
-    assert model.aux_weight == 1.0  # the default on labelled captions
+    assert model.aux_weight == 2.0  # the default on labelled captions
     model.compile(train_steps=1, run_eagerly=True)
     images, text, wrong, labels = batch(model)
     recorder, spy = _Recorder(), _OutputSpy(model.generator)
@@ -296,8 +296,8 @@ def test_class_head_losses_by_hand_and_in_the_trackers():
     d_class = _cross_entropy(real_classes, labels.numpy())
     g_class = _cross_entropy(fake_classes, labels.numpy())
     adversarial = np.mean(_softplus(-r) + 0.5 * (_softplus(f) + _softplus(w)))
-    np.testing.assert_allclose(d_loss, adversarial + d_class, rtol=1e-5)
-    np.testing.assert_allclose(g_loss, np.mean(_softplus(-f)) + g_class, rtol=1e-5)
+    np.testing.assert_allclose(d_loss, adversarial + 2.0 * d_class, rtol=1e-5)
+    np.testing.assert_allclose(g_loss, np.mean(_softplus(-f)) + 2.0 * g_class, rtol=1e-5)
     np.testing.assert_allclose(float(logs["d_class_loss"]), d_class, rtol=1e-5)
     np.testing.assert_allclose(float(logs["g_class_loss"]), g_class, rtol=1e-5)
     np.testing.assert_allclose(float(logs["d_loss"]), d_loss, rtol=1e-6)
