@@ -10,7 +10,8 @@
   Fashion-MNIST captions with one pretrained text encoder; generated from captions naming each
   class with and without attribute words: accuracy on the intended class, and how often the
   generated image's measured brightness and size agree with the caption's words (each counted
-  over captions that state that attribute; chance is about 0.5).
+  over captions that state that attribute; chance is about 0.5); `class_only` is the class
+  accuracy on the captions with no attribute word ("a sandal", one in six).
 
 Runs train with `zoo.train.run` into `--work_dir`, one directory per budget, `--config` and
 `--seed` (variants never share, nor resume, each other's runs); the last line
@@ -126,9 +127,17 @@ def attribute_agreement(model, num: int, seed: int) -> dict[str, float]:
     predicted = np.argmax(classifier.probabilities(images), axis=1)
     # Against the intended class's medians, as the training captions were made.
     measured = measure_attributes(to_uint8(images), inputs["label"], model.config.class_names)
-    result = {"class_accuracy": float(np.mean(predicted == inputs["label"]))}
+    stated = [caption_attributes(str(t)) for t in inputs["text"]]
+    # Captions naming the class only ("a sandal"): no brightness or size word.
+    plain = np.asarray(
+        [s is None or (s.get("brightness") is None and s.get("size") is None) for s in stated]
+    )
+    correct = predicted == inputs["label"]
+    result = {
+        "class_accuracy": float(np.mean(correct)),
+        "class_only_accuracy": float(np.mean(correct[plain])) if plain.any() else 0.0,
+    }
     for key in ("brightness", "size"):
-        stated = [caption_attributes(str(t)) for t in inputs["text"]]
         pairs = [
             (s[key], m)
             for s, m in zip(stated, measured[key], strict=True)
@@ -206,6 +215,7 @@ def main(argv: list[str]) -> None:
         )
         headline.append(
             f"{variant}_class={figures['class_accuracy']:.3f} "
+            f"{variant}_class_only={figures['class_only_accuracy']:.3f} "
             f"{variant}_brightness={figures['brightness_agreement']:.3f} "
             f"{variant}_size={figures['size_agreement']:.3f}"
         )

@@ -47,7 +47,8 @@ def batch(model, size=4):
     images = tf.random.stateless_uniform((size, 16, 16, 1), seed=(1, 2), minval=-1, maxval=1)
     text = tokens(model, ["a dark sandal", "a light sneaker", "a bag", "a sandal"][:size])
     wrong = tokens(model, ["a bag", "a dark bag", "a sneaker", "a light bag"][:size])
-    return images, text, wrong
+    labels = tf.constant([0, 1, 2, 0][:size], tf.int32)
+    return images, text, wrong, labels
 
 
 def test_matching_aware_loss_on_hand_made_logits():
@@ -70,7 +71,7 @@ def test_matching_aware_loss_on_hand_made_logits():
 
 def test_shapes_dtypes_and_the_text_reaches_both_players():
     model = tiny()
-    images, text, wrong = batch(model)
+    images, text, wrong, _ = batch(model)
     h, h_wrong = model.encode(text), model.encode(wrong)
     assert h.shape == (4, 16) and h.dtype == tf.float32
     z = tf.zeros((4, 100))
@@ -104,10 +105,10 @@ def test_the_four_variants_train_and_gan_int_feeds_interpolated_embeddings(
 ):
     model = tiny(matching_aware=matching_aware, interpolation=interpolation)
     model.compile(train_steps=1, run_eagerly=True)
-    images, text, wrong = batch(model)
+    images, text, wrong, labels = batch(model)
     spy = GeneratorSpy(model.generator)
     object.__setattr__(model, "generator", spy)
-    logs = model.train_step((images, text, wrong))
+    logs = model.train_step((images, text, wrong, labels))
     assert ("mismatched_logit" in logs) == matching_aware
     assert all(np.isfinite(float(v)) for v in logs.values())
     h, h_wrong = model.encode(text).numpy(), model.encode(wrong).numpy()
@@ -243,3 +244,88 @@ def test_precomputed_embeddings_train_and_export_from_embedding(tmp_path):
     assert [e["file"] for e in manifest["tflite"]] == ["gan_int_cls.float32.tflite"]
     assert "tokenizer" not in manifest
     keras.backend.clear_session()
+
+
+# -- AC-GAN's class head (aux_weight) ---------------------------------------------------------
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _cross_entropy(class_logits, labels):
+    c = np.asarray(class_logits, np.float64)
+    return np.mean(np.log(np.exp(c).sum(1)) - c[np.arange(len(labels)), labels])
+
+
+class _Recorder:
+    """Stands in for `apply_update`: records each player's loss and changes no weight."""
+
+    def __init__(self):
+        self.losses = []
+
+    def __call__(self, optimizer, tape, loss, variables):
+        self.losses.append(float(loss))
+
+
+class _OutputSpy(GeneratorSpy):
+    def __init__(self, generator):
+        super().__init__(generator)
+        self.outputs = []
+
+    def __call__(self, inputs, training=False):
+        out = super().__call__(inputs, training=training)
+        self.outputs.append(out)
+        return out
+
+
+def test_class_head_losses_by_hand_and_in_the_trackers():
+    model = tiny(interpolation=False)
+    assert model.aux_weight == 2.0  # the default on labelled captions
+    model.compile(train_steps=1, run_eagerly=True)
+    images, text, wrong, labels = batch(model)
+    recorder, spy = _Recorder(), _OutputSpy(model.generator)
+    object.__setattr__(model, "apply_update", recorder)
+    object.__setattr__(model, "generator", spy)
+    logs = model.train_step((images, text, wrong, labels))
+    d_loss, g_loss = recorder.losses
+    (fake,) = spy.outputs
+    h, h_wrong = model.encode(text), model.encode(wrong)
+    real_logits, real_classes = model.discriminator([images, h], training=True)
+    fake_logits, fake_classes = model.discriminator([fake, h], training=True)
+    wrong_logits, _ = model.discriminator([images, h_wrong], training=True)
+    r, f, w = (np.asarray(t, np.float64)[:, 0] for t in (real_logits, fake_logits, wrong_logits))
+    d_class = _cross_entropy(real_classes, labels.numpy())
+    g_class = _cross_entropy(fake_classes, labels.numpy())
+    adversarial = np.mean(_softplus(-r) + 0.5 * (_softplus(f) + _softplus(w)))
+    np.testing.assert_allclose(d_loss, adversarial + 2.0 * d_class, rtol=1e-5)
+    np.testing.assert_allclose(g_loss, np.mean(_softplus(-f)) + 2.0 * g_class, rtol=1e-5)
+    np.testing.assert_allclose(float(logs["d_class_loss"]), d_class, rtol=1e-5)
+    np.testing.assert_allclose(float(logs["g_class_loss"]), g_class, rtol=1e-5)
+    np.testing.assert_allclose(float(logs["d_loss"]), d_loss, rtol=1e-6)
+    assert float(model.trackers["g_class_loss"].result()) == pytest.approx(g_class, rel=1e-5)
+
+
+def test_the_class_head_reads_the_image_not_the_text():
+    model = tiny()
+    images, text, wrong, _ = batch(model)
+    _, classes = model.discriminator([images, model.encode(text)], training=False)
+    _, classes_wrong = model.discriminator([images, model.encode(wrong)], training=False)
+    assert classes.shape == (4, 3) and classes.dtype == tf.float32
+    np.testing.assert_array_equal(classes, classes_wrong)
+
+
+def test_class_head_off_old_runs_and_unlabelled_data():
+    from zoo.core.config import config_from_dict, config_to_dict
+
+    off = tiny(aux_weight=0.0)
+    assert off.aux_weight == 0.0 and "g_class_loss" not in off.trackers
+    assert len(off.discriminator.outputs) == 1
+    # A run saved before the class head (no aux_weight in its config.json) loads without one.
+    saved = config_to_dict(tiny().config)
+    del saved["aux_weight"]
+    old = GANIntCls(config_from_dict(GANIntClsConfig, saved), seed=3)
+    assert old.config.aux_weight == 0.0 and len(old.discriminator.outputs) == 1
+    assert tiny(aux_weight=0.5).aux_weight == 0.5
+    # No class names (e.g. unlabelled embeddings): the default is off, a positive weight an error.
+    assert tiny(class_names=()).aux_weight == 0.0
+    with pytest.raises(UsageError, match="aux_weight > 0 needs labelled data"):
+        tiny(class_names=(), aux_weight=0.5)

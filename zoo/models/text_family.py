@@ -14,15 +14,17 @@ data, exports). Families say what their generator makes of (z, φ(t)) in `images
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from zoo import text as zoo_text
-from zoo.core.gan import GAN
+from zoo.core import losses
+from zoo.core.gan import GAN, replica_mean
 from zoo.core.latent import sample_z
+from zoo.core.layers import dcgan_init, maybe_spectral_norm
 from zoo.data.captions import class_phrase
 from zoo.errors import UsageError
 
@@ -50,6 +52,11 @@ class TextConfig:
       text_encoder_steps: joint-embedding pretraining steps (batch 64).
       finetune_text_encoder: train the text encoder with D's loss instead of freezing it.
       captions_per_image: captions generated per training image.
+      aux_weight: weight of AC-GAN's auxiliary classifier (Odena et al. 2017): a linear class
+        head on D's text-free image features, trained on real images with the caption's class,
+        G trained to make its images classified as the class of its caption
+        (`losses.auxiliary_classifier_loss`); 0 = off, negative = the family's default
+        (`TextConditionedGAN.default_aux_weight`; off on data without class names).
     """
 
     matching_aware: bool = True
@@ -65,6 +72,7 @@ class TextConfig:
     text_encoder_steps: int = 1000
     finetune_text_encoder: bool = False
     captions_per_image: int = 10
+    aux_weight: float = -1.0
 
     def __post_init__(self) -> None:
         if self.text_input not in ("captions", "embeddings"):
@@ -79,6 +87,21 @@ def embeddings_path(dataset: str) -> str | None:
     return dataset[len(EMBEDDINGS_PREFIX) :] if dataset.startswith(EMBEDDINGS_PREFIX) else None
 
 
+def class_head(features: keras.KerasTensor, config: Any) -> keras.KerasTensor:
+    """AC-GAN's class head: a linear layer (float32) on D's flattened image features, before
+    any text joins them (a head that saw φ(t) could read the class off the caption)."""
+    flat = keras.layers.Flatten(dtype="float32")(features)
+    return maybe_spectral_norm(
+        keras.layers.Dense(
+            len(config.class_names),
+            kernel_initializer=dcgan_init(),
+            dtype="float32",
+            name="class_logits",
+        ),
+        config.spectral_norm,
+    )(flat)
+
+
 def caption_classes(config: Any) -> list[str]:
     """The class phrases captions use ("ankle boot", ...) for the config's class names."""
     return [class_phrase(name) for name in config.class_names]
@@ -89,8 +112,14 @@ class TextConditionedGAN(GAN):
     matching-aware D step, caption sample inputs.
 
     Subclasses build their networks, write `train_step` (with `encode` and
-    `text_discriminator_update`), `generate`, and `images_from(z, h)` for the exports.
+    `text_discriminator_update`), `generate`, and `images_from(z, h)` for the exports. With
+    the AC-GAN class head on (`resolve_aux_weight` > 0) D returns [logits, class logits] (the
+    family builds it with `class_head`), batches carry the labels as a fourth element, and
+    `text_discriminator_update` / `generator_logits` give the class terms.
     """
+
+    # aux_weight when the config's is negative (GAN-INT-CLS: bench, README).
+    default_aux_weight: ClassVar[float] = 0.0
 
     def __init__(self, config: Any, *, seed: int = 0, **kwargs: Any) -> None:
         captions = config.text_input == "captions"
@@ -98,7 +127,14 @@ class TextConditionedGAN(GAN):
             raise UsageError(
                 f"{self.family_name} needs its tokenizer's vocabulary (pretrain first)"
             )
+        aux_weight = self.resolve_aux_weight(config)
+        if aux_weight and not config.class_names:
+            raise UsageError("aux_weight > 0 needs labelled data (class names) for the class head")
         super().__init__(config, seed=seed, **kwargs)
+        self.aux_weight = aux_weight
+        if self.aux_weight:
+            for name in ("d_class_loss", "g_class_loss"):
+                self.trackers[name] = keras.metrics.Mean(name=name)
         if config.matching_aware:
             self.trackers["mismatched_logit"] = keras.metrics.Mean(name="mismatched_logit")
         self.tokenizer = (
@@ -114,6 +150,24 @@ class TextConditionedGAN(GAN):
                 output_dim=config.embedding_dim,
             )
             self.text_encoder.trainable = config.finetune_text_encoder
+
+    @classmethod
+    def resolve_aux_weight(cls, config: Any) -> float:
+        """The class head's weight: the config's, or the family's default on labelled data."""
+        if config.aux_weight >= 0:
+            return float(config.aux_weight)
+        return float(cls.default_aux_weight) if config.class_names else 0.0
+
+    def text_batches(self, data: Any) -> list[tuple[Any, Any, Any, Any]]:
+        """The step's batch split for d_steps, each part as (images, text, mismatching text,
+        labels); labels are None for a batch of three (one made without them), which the
+        class head cannot train on."""
+        parts = self.split_for_d_steps(tuple(data))
+        if len(parts[0]) == 3:
+            if self.aux_weight:
+                raise ValueError("the class head (aux_weight > 0) needs labels in the batch")
+            return [(*part, None) for part in parts]
+        return [tuple(part) for part in parts]
 
     # -- text and the matching-aware discriminator ------------------------------------------
     @property
@@ -137,16 +191,36 @@ class TextConditionedGAN(GAN):
     ) -> tf.Tensor:
         if condition is None:
             raise ValueError(f"{self.family_name}'s discriminator needs φ(t) (condition=)")
-        return self.discriminator([x, condition], training=training)
+        outputs = self.discriminator([x, condition], training=training)
+        return outputs[0] if self.aux_weight else outputs
 
     def text_discriminator_update(
-        self, images: tf.Tensor, fake: tf.Tensor, text: tf.Tensor, mismatched: tf.Tensor
+        self,
+        images: tf.Tensor,
+        fake: tf.Tensor,
+        text: tf.Tensor,
+        mismatched: tf.Tensor,
+        labels: tf.Tensor | None = None,
     ) -> dict[str, tf.Tensor]:
         """One step of D on (real, matching), (fake, matching) and, for GAN-CLS, (real,
-        mismatching); φ is recomputed on D's tape when the text encoder is fine-tuned."""
+        mismatching); φ is recomputed on D's tape when the text encoder is fine-tuned. With the
+        class head on, plus aux_weight × its loss on the real batch for `labels`."""
         fake = tf.stop_gradient(fake)
         finetune = self.config.finetune_text_encoder
         draw = self.augment_draw(images)  # one T for all three pairs (None when off)
+        class_logits: list[tf.Tensor] = []
+
+        def discriminate_with(h: tf.Tensor) -> Any:
+            if not self.aux_weight:
+                return self.discriminate_given(h)
+
+            def discriminate(x: tf.Tensor) -> tf.Tensor:
+                logits, classes = self.discriminator([x, h], training=True)
+                class_logits.append(classes)
+                return logits
+
+            return discriminate
+
         with tf.GradientTape() as tape:
             h = self.encode(text, training=finetune)
             mismatched_logits = None
@@ -158,12 +232,30 @@ class TextConditionedGAN(GAN):
             loss, logs = self.discriminator_loss(
                 images,
                 fake,
-                self.discriminate_given(h),
+                discriminate_with(h),
                 mismatched_logits=mismatched_logits,
                 augment_draw=draw,
             )
+            if self.aux_weight:
+                # discriminator_loss scores the real batch (through T when `augment` is on)
+                # first: the first head output is the real images'.
+                class_loss = losses.global_batch_mean(
+                    losses.auxiliary_classifier_loss(class_logits[0], labels)
+                )
+                loss += self.aux_weight * class_loss
+                logs["d_class_loss"] = replica_mean(class_loss)
+                logs["d_loss"] = replica_mean(loss)
         self.apply_update(self.d_optimizer, tape, loss, self.discriminator_variables)
         return logs
+
+    def generator_logits(self, fake: tf.Tensor, h: tf.Tensor) -> tuple[tf.Tensor, Any]:
+        """D's logits on G's images in G's step (through T when `augment` is on), and the class
+        head's (None when it is off)."""
+        x = self.diff_augment(fake)
+        if not self.aux_weight:
+            return self.discriminate(x, True, condition=h), None
+        logits, classes = self.discriminator([x, h], training=True)
+        return logits, classes
 
     # -- sampling ---------------------------------------------------------------------------
     def class_captions(self, num: int) -> tuple[np.ndarray, np.ndarray]:

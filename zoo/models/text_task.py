@@ -111,7 +111,8 @@ class TextTask(Task):
     def training_dataset(
         self, rc: RunConfig, config: Any, *, batch_size: int, start_step: int
     ) -> tuple[tf.data.Dataset, DatasetInfo]:
-        """(images, text, mismatching text) batches; captions arrive as token ids."""
+        """(images, text, mismatching text, labels) batches; captions arrive as token ids;
+        labels are -1 where the data has none (the class head's targets otherwise)."""
         dataset, info = make_text_dataset(
             rc.dataset,
             image_size=self.training_image_size(config),
@@ -120,13 +121,18 @@ class TextTask(Task):
             **dataset_options(rc, batch_size=batch_size, start_step=start_step),
         )
         if config.text_input == "embeddings":
-            return dataset.map(
-                lambda e: (e["images"], e["embedding"], e["mismatched_embedding"])
-            ), info
+
+            def embedding_batch(e: dict[str, tf.Tensor]) -> tuple[tf.Tensor, ...]:
+                return e["images"], e["embedding"], e["mismatched_embedding"], e["labels"]
+
+            return dataset.map(embedding_batch), info
         tokenizer = zoo_text.TokenizerLayer(config.vocabulary, config.max_length)
-        return dataset.map(
-            lambda e: (e["images"], tokenizer(e["text"]), tokenizer(e["mismatched_text"]))
-        ), info
+
+        def caption_batch(e: dict[str, tf.Tensor]) -> tuple[tf.Tensor, ...]:
+            text, mismatched = tokenizer(e["text"]), tokenizer(e["mismatched_text"])
+            return e["images"], text, mismatched, e["labels"]
+
+        return dataset.map(caption_batch), info
 
     def data_embeddings(
         self, model: TextConditionedGAN, num: int, rc: RunConfig | None, seed: int = 0

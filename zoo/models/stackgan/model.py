@@ -241,12 +241,12 @@ class StackGAN(TextConditionedGAN):
         return second["images"], second["mu"], second["log_var"]
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
-        parts = self.split_for_d_steps(data)
+        parts = self.text_batches(data)
         batch_size = tf.shape(parts[0][0])[0]
-        for images, text, mismatched in parts[:-1]:
+        for images, text, mismatched, _ in parts[:-1]:
             fake, _, _ = self.stage_fake(self.noise(batch_size), self.encode(text))
             self.text_discriminator_update(images, fake, text, mismatched)
-        images, text, mismatched = parts[-1]
+        images, text, mismatched, _ = parts[-1]
         h = tf.stop_gradient(self.encode(text))
         # 1. G's forward pass (with its CA) on G's tape; 2. D's matching-aware update;
         # 3. G's adversarial loss through the updated D plus λ·KL of the CA's Gaussian.
