@@ -254,7 +254,8 @@ def main(argv: list[str]) -> None:
 
     fractions = class_fractions(evaluator, sampler.samples())
     print("zoo class fractions: " + " ".join(f"{f:.3f}" for f in fractions), flush=True)
-    classes = f"class_min={min(fractions):.3f} class_max={max(fractions):.3f}"
+    layout = "recipe" if getattr(model.config, "recipe_layout", False) else "paper"
+    classes = f"class_min={min(fractions):.3f} class_max={max(fractions):.3f} layout={layout}"
     if not FLAGS.reference:
         print(
             f"{_figures(metrics, HEADLINE['dcgan'])} {classes} "
