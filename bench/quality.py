@@ -15,7 +15,9 @@ translation), then writes a picture of samples beside the run.
   (reused when its samples.npy is there, unless `--noreuse_reference`), and scores its 10 000
   samples with the same evaluator, sample count and seed (the reference draws its own z, seed
   0): FD, KID, IS, precision and recall of both, the ratio FD_zoo / FD_ref, and the smallest
-  and largest fraction of the zoo's samples the zoo classifier puts in one class.
+  and largest fraction of the zoo's samples the zoo classifier puts in one class. `--nozoo`
+  scores the reference alone (the yardstick without a zoo run); the last line names the zoo's
+  layout (`architecture`, see `zoo.models.dcgan`).
 - `gan` on `ring8` / `grid25`: modes covered and the high-quality fraction, at the toy
   defaults of `zoo.models.gan.VECTOR_DEFAULTS` (options: `--pack`, `--loss`, `--config`).
 - `cyclegan`: translation accuracy, FD and cycle L1 error both ways, and a grid of rows
@@ -63,6 +65,9 @@ flags.DEFINE_string(
         "recipe_dcgan.py",
     ),
     "dcgan: the reference, run as `python SCRIPT OUT_DIR STEPS BATCH` (writes samples.npy).",
+)
+flags.DEFINE_boolean(
+    "zoo", True, "dcgan: train and score the zoo's DCGAN (--nozoo: the reference alone)."
 )
 flags.DEFINE_boolean("reuse_reference", True, "dcgan: reuse the reference's samples.npy if there.")
 flags.DEFINE_multi_string("config", [], "Family config override key=value.")
@@ -166,6 +171,26 @@ def class_fractions(evaluator, samples) -> list[float]:
     return [float(c) / len(samples) for c in counts]
 
 
+def score_reference(evaluator, steps: int, batch_size: int) -> dict:
+    """Trains (or reuses) the reference, scores its samples and prints its line."""
+    from zoo.core.images import image_grid, save_png
+
+    reference, train_seconds, how = train_reference(steps, batch_size)
+    start = time.perf_counter()
+    metrics = evaluator(reference, FLAGS.eval_samples, FLAGS.seed)
+    eval_seconds = time.perf_counter() - start
+    picture = os.path.join(FLAGS.work_dir, f"recipe_dcgan_{steps}x{batch_size}.png")
+    save_png(image_grid(reference.samples[:64]), picture)
+    fractions = class_fractions(evaluator, reference.samples[: FLAGS.eval_samples])
+    print(
+        f"reference dcgan ({how}): {_figures(metrics)} train_s={train_seconds:.0f} "
+        f"eval_s={eval_seconds:.0f} class_min={min(fractions):.3f} "
+        f"class_max={max(fractions):.3f} samples={picture}",
+        flush=True,
+    )
+    return metrics
+
+
 # -- the modes -------------------------------------------------------------------------------
 def _train(rc, overrides: list[str]) -> tuple[object, float]:
     from zoo import run as zoo_run
@@ -197,7 +222,7 @@ def main(argv: list[str]) -> None:
 
     from zoo import data as zoo_data
     from zoo import run as zoo_run
-    from zoo.core.images import image_grid, save_png
+    from zoo.core.images import save_png
     from zoo.eval.evaluate import Evaluator
 
     model_name = FLAGS.model
@@ -239,6 +264,9 @@ def main(argv: list[str]) -> None:
         flush=True,
     )
 
+    if model_name == "dcgan" and not toy and not FLAGS.zoo:
+        score_reference(Evaluator(rc), rc.train_steps, batch_size)
+        return
     trained, train_seconds = _train(rc, overrides)
     task, model = trained.task, trained.model
     evaluator = Evaluator(rc)
@@ -268,26 +296,15 @@ def main(argv: list[str]) -> None:
 
     fractions = class_fractions(evaluator, sampler.samples())
     print("zoo class fractions: " + " ".join(f"{f:.3f}" for f in fractions), flush=True)
-    classes = f"class_min={min(fractions):.3f} class_max={max(fractions):.3f}"
+    layout = "recipe" if getattr(model.config, "recipe_layout", False) else "paper"
+    classes = f"class_min={min(fractions):.3f} class_max={max(fractions):.3f} layout={layout}"
     if not FLAGS.reference:
         print(
             f"{_figures(metrics, HEADLINE['dcgan'])} {classes} "
             f"steps={rc.train_steps} batch_size={batch_size}"
         )
         return
-    reference, train_seconds, how = train_reference(rc.train_steps, batch_size)
-    start = time.perf_counter()
-    reference_metrics = evaluator(reference, FLAGS.eval_samples, FLAGS.seed)
-    eval_seconds = time.perf_counter() - start
-    picture = os.path.join(FLAGS.work_dir, f"recipe_dcgan_{rc.train_steps}x{batch_size}.png")
-    save_png(image_grid(reference.samples[:64]), picture)
-    reference_fractions = class_fractions(evaluator, reference.samples[: FLAGS.eval_samples])
-    print(
-        f"reference dcgan ({how}): {_figures(reference_metrics)} train_s={train_seconds:.0f} "
-        f"eval_s={eval_seconds:.0f} class_min={min(reference_fractions):.3f} "
-        f"class_max={max(reference_fractions):.3f} samples={picture}",
-        flush=True,
-    )
+    reference_metrics = score_reference(evaluator, rc.train_steps, batch_size)
     print(
         f"fd={metrics['fd']:.4g} ref_fd={reference_metrics['fd']:.4g} "
         f"fd_ratio={metrics['fd'] / reference_metrics['fd']:.3f} "

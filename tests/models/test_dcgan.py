@@ -32,7 +32,9 @@ def test_shapes_dtypes_and_range(size, blocks, channels):
     g_convs = [layer for layer in model.generator.layers if isinstance(layer, L.Conv2DTranspose)]
     d_convs = [layer for layer in model.discriminator.layers if isinstance(layer, L.Conv2D)]
     assert len(g_convs) == blocks and all(c.strides == (2, 2) for c in g_convs)
-    assert len(d_convs) == blocks + 1  # strided blocks + the last valid convolution to a logit
+    # Strided blocks + the last valid convolution to a logit (+ the recipe layout's extra block
+    # in D, the default at 28 px only).
+    assert len(d_convs) == blocks + 1 + (size == 28)
 
 
 def test_paper_architecture_rules():
@@ -89,3 +91,89 @@ def test_mixed_precision_keeps_outputs_float32():
 def test_unsupported_image_size_is_a_usage_error():
     with pytest.raises(UsageError, match="image_size must be one of"):
         _dcgan("image_size=20")
+
+
+# -- the 28 px layout of ../shared/ref/recipe_dcgan.py (`architecture`) -----------------------
+def test_recipe_layout_at_28px_is_the_references_networks():
+    family = registry.get("dcgan")
+    model = family.build_model(family.config_class(image_size=28, architecture="auto"), seed=0)
+    g, d = model.generator, model.discriminator
+    shapes = [layer.output.shape[1:] for layer in g.layers if isinstance(layer, L.ReLU)]
+    assert shapes == [(7, 7, 256), (14, 14, 128), (28, 28, 64)]
+    out = g.layers[-1]
+    assert isinstance(out, L.Conv2D) and not isinstance(out, L.Conv2DTranspose)
+    assert out.kernel_size == (3, 3) and out.strides == (1, 1) and out.activation.__name__ == "tanh"
+    # By hand: projection 100*7*7*256, BN 4*256, 4x4x256x128, BN 4*128, 4x4x128x64, BN 4*64,
+    # 3x3x64x1 + bias (the reference's G, bar its projection's batch norm per channel).
+    assert g.count_params() == 1254400 + 1024 + 524288 + 512 + 131072 + 256 + 577
+    hidden = [layer.output.shape[1:] for layer in d.layers if isinstance(layer, L.LeakyReLU)]
+    assert hidden == [(14, 14, 64), (7, 7, 128), (4, 4, 256)]
+    assert d.layers[-2].kernel_size == (4, 4)  # the logit sees the whole 4 x 4 map
+    # 4x4x1x64, 4x4x64x128 + BN, 3x3x128x256 (the reference's last kernel) + BN, 4x4x256 logit.
+    assert d.count_params() == 1024 + 131072 + 512 + 294912 + 1024 + 4096
+    images = g(model.noise(3), training=False)
+    assert images.shape == (3, 28, 28, 1) and d(images).shape == (3, 1)
+
+
+@pytest.mark.parametrize(
+    "overrides, recipe",
+    [
+        (("image_size=28",), True),  # the default, auto
+        (("image_size=28", "architecture=auto"), True),
+        (("image_size=16", "architecture=auto"), False),
+        (("image_size=64", "architecture=auto"), False),
+        (("image_size=28", "architecture=paper"), False),
+        (("image_size=16", "architecture=recipe"), True),
+    ],
+)
+def test_architecture_auto_is_recipe_only_at_28px(overrides, recipe):
+    model = _dcgan(*overrides)
+    assert isinstance(model.generator.layers[-1], L.Conv2DTranspose) is not recipe
+    assert model.config.recipe_layout is recipe
+
+
+def test_unknown_architecture_is_a_usage_error():
+    with pytest.raises(UsageError, match="architecture must be one of auto, paper, recipe"):
+        _dcgan("architecture=wide")
+
+
+def test_runs_saved_before_the_field_keep_the_paper_layout():
+    from zoo.core.config import config_from_dict, config_to_dict
+
+    values = config_to_dict(registry.get("dcgan").config_class(image_size=28, architecture="auto"))
+    del values["architecture"]
+    old = config_from_dict(registry.get("dcgan").config_class, values)
+    assert old.architecture == "paper" and not old.recipe_layout
+
+
+# Fingerprints of the trunk's old path (weights count of G and D, sum and sum of |x| of G's
+# images for 4 samples of seed 0, weights from keras seed 0), taken before the recipe layout
+# was added: the families sharing the trunk, and DCGAN away from 28 px, are unchanged.
+OLD_TRUNK = [
+    ("dcgan", ("image_size=28", "architecture=paper"), 80672, 3024, 1.19576144, 3.95703769),
+    ("dcgan", ("image_size=64", "architecture=auto"), 146016, 44608, -0.068061836, 0.49430054),
+    ("cgan", ("image_size=28", "num_classes=10"), 84280, 11034, -0.3815837502479553, 3.8110175),
+    (
+        "cgan",
+        ("image_size=28", "num_classes=10", "conditioning=concat"),
+        84280,
+        4304,
+        -0.3815837502479553,
+        3.8110175132751465,
+    ),
+]
+
+
+@pytest.mark.parametrize("name, overrides, g_params, d_params, total, magnitude", OLD_TRUNK)
+def test_trunk_old_path_unchanged(name, overrides, g_params, d_params, total, magnitude):
+    from tests.families import TINY
+
+    family = registry.get(name)
+    config = apply_overrides(family.config_class(), [*TINY[name][1], *overrides])
+    keras.utils.set_random_seed(0)
+    model = family.build_model(config, seed=0)
+    images = np.asarray(model.generate(model.sample_inputs(4, seed=0)))
+    assert model.generator.count_params() == g_params
+    assert model.discriminator.count_params() == d_params
+    assert float(np.sum(images)) == pytest.approx(total, rel=1e-4, abs=1e-5)
+    assert float(np.sum(np.abs(images))) == pytest.approx(magnitude, rel=1e-5)

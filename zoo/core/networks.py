@@ -53,6 +53,7 @@ def dcgan_generator_trunk(
     x: keras.KerasTensor,
     config: ConvNetConfig,
     norm: Callable[[keras.KerasTensor], keras.KerasTensor] | None = None,
+    full_resolution_block: bool = False,
 ) -> keras.KerasTensor:
     """Projection of a latent vector and the fractionally-strided blocks up to tanh images.
 
@@ -61,6 +62,11 @@ def dcgan_generator_trunk(
       config: the network's fields.
       norm: applies each hidden block's normalisation to a tensor; default DCGAN's batch norm
         (a conditional family passes a class-conditional one).
+      full_resolution_block: the last up-sampling is a hidden block too (batch norm, ReLU,
+        `generator_filters` filters at full resolution), followed by a 3x3 stride-1
+        convolution to the image; every block is then twice as wide (at 28 px G is
+        256-128-64 from 7 x 7, the layout of `../shared/ref/recipe_dcgan.py`). Off: the
+        pytorch/examples layout, whose last up-sampling makes the image.
 
     Returns:
       Images [B, image_size, image_size, channels] in [-1, 1], float32.
@@ -72,7 +78,8 @@ def dcgan_generator_trunk(
             return batch_norm(c.sync_batchnorm)(t)
 
     side, blocks = dcgan_layout(c.image_size)
-    filters = c.generator_filters * 2 ** (blocks - 1)
+    hidden_blocks = blocks if full_resolution_block else blocks - 1
+    filters = c.generator_filters * 2**hidden_blocks
     # The projection of z (a 1x1 -> side x side transposed convolution in pytorch/examples).
     x = keras.layers.Dense(side * side * filters, use_bias=False, kernel_initializer=dcgan_init())(
         x
@@ -80,7 +87,7 @@ def dcgan_generator_trunk(
     x = keras.layers.Reshape((side, side, filters))(x)
     x = norm(x)
     x = keras.layers.ReLU()(x)
-    for _ in range(blocks - 1):
+    for _ in range(hidden_blocks):
         filters //= 2
         x = keras.layers.Conv2DTranspose(
             filters,
@@ -92,6 +99,15 @@ def dcgan_generator_trunk(
         )(x)
         x = norm(x)
         x = keras.layers.ReLU()(x)
+    if full_resolution_block:
+        return keras.layers.Conv2D(
+            c.channels,
+            3,
+            padding="same",
+            activation="tanh",
+            kernel_initializer=dcgan_init(),
+            dtype="float32",
+        )(x)
     return keras.layers.Conv2DTranspose(
         c.channels,
         c.kernel_size,
@@ -105,19 +121,21 @@ def dcgan_generator_trunk(
 
 
 def dcgan_discriminator_trunk(
-    images: keras.KerasTensor, config: ConvNetConfig
+    images: keras.KerasTensor, config: ConvNetConfig, extra_block: bool = False
 ) -> keras.KerasTensor:
     """Strided convolutions from images down to the smallest feature map (after LeakyReLU).
 
     Batch norm in every block but the first, as the paper. Returns [B, side, side, F].
+    `extra_block` adds one more strided block (3x3 kernel, twice the filters) after the
+    layout's: at 28 px D is 64-128-256 down to 4 x 4, as `../shared/ref/recipe_dcgan.py`.
     """
     c = config
     _, blocks = dcgan_layout(c.image_size)
     x = images
-    for block in range(blocks):
+    for block in range(blocks + int(extra_block)):
         conv = keras.layers.Conv2D(
             c.discriminator_filters * 2**block,
-            c.kernel_size,
+            c.kernel_size if block < blocks else 3,
             strides=2,
             padding="same",
             use_bias=False,
@@ -132,7 +150,7 @@ def dcgan_discriminator_trunk(
 
 def dcgan_logits(features: keras.KerasTensor, config: ConvNetConfig) -> keras.KerasTensor:
     """One logit per example from the last feature map: a side x side 'valid' convolution."""
-    side, _ = dcgan_layout(config.image_size)
+    side = features.shape[1]
     logits = maybe_spectral_norm(
         keras.layers.Conv2D(
             1,
