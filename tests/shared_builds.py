@@ -21,6 +21,12 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.families import run_main, tiny_flags
+
+# Steps and batch of the shared tiny runs (`tiny_run`).
+TINY_RUN_STEPS = 3
+TINY_RUN_BATCH = 8
+
 
 def session_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """A directory every worker of this session shares (the workers' common base temp)."""
@@ -56,3 +62,26 @@ def build_in(root: pathlib.Path, name: str, build: Callable[[pathlib.Path], None
             build(directory)
             done.touch()
     return directory
+
+
+def tiny_run(
+    tmp_path_factory: pytest.TempPathFactory, family: str, precision: str = "mixed_float16"
+) -> pathlib.Path:
+    """The run directory of `family`'s tiny run (`tests.families.TINY`), trained for
+    TINY_RUN_STEPS steps of TINY_RUN_BATCH under `precision`, once per session for all workers
+    (the export tests and tests/test_smoke.py read the same runs)."""
+
+    def build(run_dir: pathlib.Path) -> None:
+        result = run_main(
+            [
+                *tiny_flags(family),
+                f"--model_dir={run_dir}",
+                f"--train_steps={TINY_RUN_STEPS}",
+                f"--batch_size={TINY_RUN_BATCH}",
+                f"--mixed_precision={precision}",
+            ]
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    name = f"run-{family}" if precision == "mixed_float16" else f"run-{family}-{precision}"
+    return build_once(tmp_path_factory, name, build)

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.families import TINY, run_main, tiny_flags
+from tests.shared_builds import TINY_RUN_STEPS, tiny_run
 from zoo import registry
 
 TOY_DATASETS = ("ring8", "grid25", "gaussian1d")
@@ -79,33 +80,30 @@ def test_family_trains_end_to_end(family, mode, tmp_path):
 
 
 @pytest.mark.slow
-def test_saved_config_rebuilds_the_generator(tmp_path):
+def test_saved_config_rebuilds_the_generator(tmp_path_factory):
     """config.json + the last checkpoint are enough to rebuild G: its samples match the run's."""
     from tests.families import run_python
 
-    model_dir = tmp_path / "run"
-    for family in sorted(TINY):
-        run_dir = model_dir / family
-        # Image families train in mixed_float16 (export rebuilds in float32); toys in float32,
-        # as float16 rounding moves points of a scatter plot by whole pixels.
-        precision = "float32" if TINY[family][0] in TOY_DATASETS else "mixed_float16"
-        result = run_main(
-            [
-                *tiny_flags(family),
-                f"--model_dir={run_dir}",
-                "--train_steps=3",
-                "--batch_size=8",
-                f"--mixed_precision={precision}",
-            ]
+    # Image families train in mixed_float16 (export rebuilds in float32); toys in float32,
+    # as float16 rounding moves points of a scatter plot by whole pixels. The runs are the
+    # export tests' (`tiny_run`, built once per session).
+    run_dirs = {
+        family: str(
+            tiny_run(
+                tmp_path_factory,
+                family,
+                "float32" if TINY[family][0] in TOY_DATASETS else "mixed_float16",
+            )
         )
-        assert result.returncode == 0, result.stderr[-3000:]
+        for family in sorted(TINY)
+    }
     code = f"""
 import os, numpy as np, tensorflow as tf
 from PIL import Image
 from zoo import run as zoo_run
 from zoo import train
 for family, count in {[(f, 512 if TINY[f][0] in TOY_DATASETS else 64) for f in sorted(TINY)]!r}:
-    run_dir = os.path.join({str(model_dir)!r}, family)
+    run_dir = {run_dirs!r}[family]
     task, config, saved = zoo_run.load_run(run_dir)
     model = task.build_model(config, seed=123)  # float32, another seed: weights from the checkpoint
     ckpt = tf.train.Checkpoint(model=model)
@@ -120,7 +118,7 @@ for family, count in {[(f, 512 if TINY[f][0] in TOY_DATASETS else 64) for f in s
     assert result.returncode == 0, result.stderr[-3000:]
     for line in result.stdout.strip().splitlines():
         family, step, _max_diff, frac = line.split()
-        assert step == "3", line
+        assert step == str(TINY_RUN_STEPS), line
         # Equal up to rounding (float16 training, float32 rebuild; oneDNN's blocking): a few
         # pixels may move by one level, a few of the 512 scatter points by a pixel or two.
         assert float(frac) < (0.02 if TINY[family][0] in TOY_DATASETS else 0.01), line

@@ -16,10 +16,10 @@ import sys
 
 import pytest
 
-from tests.families import REPO, TINY, run_main, subprocess_env, tiny_flags
-from tests.shared_builds import build_once
+from tests.families import REPO, TINY, subprocess_env
+from tests.shared_builds import TINY_RUN_STEPS, build_once, tiny_run
 
-TRAIN_STEPS = 3
+TRAIN_STEPS = TINY_RUN_STEPS
 
 
 def run_export(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -37,24 +37,8 @@ def run_export(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def train_tiny(tmp_path_factory):
     """family -> run directory of a tiny run trained with --mixed_precision=mixed_float16
-    (once per session for all workers, `tests.shared_builds`)."""
-
-    def build(run_dir: pathlib.Path, family: str) -> None:
-        result = run_main(
-            [
-                *tiny_flags(family),
-                f"--model_dir={run_dir}",
-                f"--train_steps={TRAIN_STEPS}",
-                "--batch_size=8",
-                "--mixed_precision=mixed_float16",
-            ]
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-
-    def train(family: str) -> pathlib.Path:
-        return build_once(tmp_path_factory, f"run-{family}", lambda d: build(d, family))
-
-    return train
+    (once per session for all workers, `tests.shared_builds.tiny_run`)."""
+    return lambda family: tiny_run(tmp_path_factory, family)
 
 
 @dataclasses.dataclass
