@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -95,3 +96,12 @@ def read_json(path: str) -> Any:
         raise UsageError(f"cannot read {path}: {err}") from err
     except RecursionError as err:
         raise UsageError(f"cannot read {path}: nested too deeply to be a zoo file") from err
+
+
+def sha256_of(path: str) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

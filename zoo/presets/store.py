@@ -19,7 +19,6 @@ directory; every main takes `--preset=NAME` beside `--model_dir` (`resolve_model
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import UsageError
+from zoo.io import sha256_of
 from zoo.presets import recipes
 from zoo.run import CONFIG_FILE, WEIGHTS_FILE
 
@@ -53,14 +53,6 @@ def presets_root() -> str:
 def strip_prefix(name: str) -> str:
     """`preset:NAME` or `NAME` -> `NAME`."""
     return name[len(PREFIX) :] if name.startswith(PREFIX) else name
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_built(name: str, root: str | None = None) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any
 
@@ -10,7 +9,7 @@ import keras
 import numpy as np
 
 from zoo.errors import UsageError, first_line
-from zoo.io import atomic_path, atomic_write_json, read_json
+from zoo.io import atomic_path, atomic_write_json, read_json, sha256_of
 from zoo.text.encoder import build_text_encoder, encoder_config
 from zoo.text.tokenizer import Tokenizer
 
@@ -19,14 +18,6 @@ _ENCODER_FORMAT_VERSION = 1
 _TOKENIZER_FILE = "tokenizer.json"
 _WEIGHTS_FILE = "encoder.weights.h5"
 _DESCRIPTION_FILE = "text_encoder.json"
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _json_value(value: Any) -> Any:
@@ -82,8 +73,8 @@ def save_text_encoder(
             "config": config,
             "stats": _json_value(dict(stats or {})),
             "sha256": {
-                _TOKENIZER_FILE: _sha256(tokenizer_path),
-                _WEIGHTS_FILE: _sha256(weights_path),
+                _TOKENIZER_FILE: sha256_of(tokenizer_path),
+                _WEIGHTS_FILE: sha256_of(weights_path),
             },
         },
     )
@@ -118,7 +109,7 @@ def load_text_encoder(directory: str) -> tuple[Tokenizer, keras.Model, dict[str,
         path = os.path.join(directory, file)
         if not os.path.isfile(path):
             raise UsageError(f"text encoder in {directory} is incomplete: {file} is missing")
-        if _sha256(path) != checksums.get(file):
+        if sha256_of(path) != checksums.get(file):
             raise UsageError(
                 f"text encoder in {directory}: {file} does not match {_DESCRIPTION_FILE} "
                 "(corrupt, or an interrupted save); pretrain it again"
@@ -129,9 +120,7 @@ def load_text_encoder(directory: str) -> tuple[Tokenizer, keras.Model, dict[str,
         encoder = build_text_encoder(**config)
         encoder.load_weights(os.path.join(directory, _WEIGHTS_FILE))
     except (TypeError, ValueError, OSError, KeyError) as err:
-        raise UsageError(
-            f"cannot load the text encoder in {directory}: {first_line(err)}"
-        ) from err
+        raise UsageError(f"cannot load the text encoder in {directory}: {first_line(err)}") from err
     if encoder_config(encoder)["vocabulary_size"] != tokenizer.vocabulary_size:
         raise UsageError(f"text encoder in {directory}: tokenizer and encoder sizes differ")
     return tokenizer, encoder, dict(description.get("stats") or {})
