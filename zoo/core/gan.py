@@ -380,11 +380,17 @@ class GAN(keras.Model):
             fake = self.fake_batch(batch_size, condition)
         logs.update(self.discriminator_update(real, fake, condition))
         with tape:
-            fake_logits = self.adversarial_logits(fake, condition)
-            g_loss = losses.global_batch_mean(self.loss_spec.generator(fake_logits))
+            g_loss, g_logs = self.generator_loss(fake, condition)
         self.apply_update(self.g_optimizer, tape, g_loss, self.generator_variables)
         logs["g_loss"] = replica_mean(g_loss)
+        logs.update({name: replica_mean(value) for name, value in g_logs.items()})
         return self.finish_step(logs)
+
+    def generator_loss(self, fake: Any, condition: Any = None) -> tuple[tf.Tensor, dict]:
+        """G's loss on its batch `fake` (inside G's tape) and any of its parts to log by name:
+        the adversarial loss through D. Families add terms here (cgan's class head)."""
+        fake_logits = self.adversarial_logits(fake, condition)
+        return losses.global_batch_mean(self.loss_spec.generator(fake_logits)), {}
 
     # -- sampling ---------------------------------------------------------------------------
     def sample_inputs(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:

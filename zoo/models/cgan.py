@@ -324,34 +324,19 @@ class CGAN(GAN):
         logs["d_loss"] = replica_mean(loss)
         return logs
 
-    def train_step(self, data: Any) -> dict[str, tf.Tensor]:
-        """The shared step (`GAN.train_step`); with aux_weight > 0, G's loss adds aux_weight ×
-        the class head's loss on its images for the labels they were drawn for."""
+    def generator_loss(self, fake: Any, condition: Any = None) -> tuple[tf.Tensor, dict]:
+        """The shared G loss (`GAN.generator_loss`); with aux_weight > 0 it adds aux_weight ×
+        the class head's loss on G's images for the labels they were drawn for."""
         if not self.aux_weight:
-            return super().train_step(data)
-        parts = self.split_for_d_steps(self.unpack_batch(data))
-        batch_size = tf.shape(parts[0][0])[0]
-        logs: dict[str, tf.Tensor] = {}
-        for real, condition in parts[:-1]:
-            self.discriminator_update(real, self.fake_batch(batch_size, condition), condition)
-        real, condition = parts[-1]
-        tape = tf.GradientTape()
-        with tape:
-            fake = self.fake_batch(batch_size, condition)
-        logs.update(self.discriminator_update(real, fake, condition))
-        with tape:
-            fake_logits, class_logits = self.discriminator(
-                [self.diff_augment(fake), condition], training=True
-            )
-            adversarial = losses.global_batch_mean(self.loss_spec.generator(fake_logits))
-            class_loss = losses.global_batch_mean(
-                losses.auxiliary_classifier_loss(class_logits, condition)
-            )
-            g_loss = adversarial + self.aux_weight * class_loss
-        self.apply_update(self.g_optimizer, tape, g_loss, self.generator_variables)
-        logs["g_loss"] = replica_mean(g_loss)
-        logs["g_class_loss"] = replica_mean(class_loss)
-        return self.finish_step(logs)
+            return super().generator_loss(fake, condition)
+        fake_logits, class_logits = self.discriminator(
+            [self.diff_augment(fake), condition], training=True
+        )
+        adversarial = losses.global_batch_mean(self.loss_spec.generator(fake_logits))
+        class_loss = losses.global_batch_mean(
+            losses.auxiliary_classifier_loss(class_logits, condition)
+        )
+        return adversarial + self.aux_weight * class_loss, {"g_class_loss": class_loss}
 
     # -- sampling ----------------------------------------------------------------
     def sample_inputs(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
