@@ -37,6 +37,14 @@ def _values(variables):
     return [np.array(v) for v in variables]
 
 
+def _assign_random(weights, rng) -> list[np.ndarray]:
+    """Sets each weight to fresh N(0, 1) values (a stand-in for a training step); returns them."""
+    new = [rng.normal(size=w.shape).astype("float32") for w in weights]
+    for w, value in zip(weights, new, strict=True):
+        w.assign(value)
+    return new
+
+
 def test_ramp_up_by_hand():
     # d_t = min(decay, (1 + t) / (10 + t)): 1/10, 2/11, 11/20, then capped.
     for t, expected in [(0, 0.1), (1, 2 / 11), (10, 11 / 20), (8991, 0.999), (10**6, 0.999)]:
@@ -59,9 +67,7 @@ def test_update_rule_by_hand_with_batch_norm_statistics_and_a_skipped_step():
     rng = np.random.default_rng(0)
     expected = _values(weights)
     for t in range(3):
-        new = [rng.normal(size=w.shape).astype("float32") for w in weights]
-        for w, value in zip(weights, new, strict=True):
-            w.assign(value)
+        new = _assign_random(weights, rng)
         ema.update({"g": network}, tf.constant(True))
         decay = min(0.3, (1 + t) / (10 + t))  # 0.1, 2/11, 0.25
         expected = [s - np.float32(1 - decay) * (s - w) for s, w in zip(expected, new, strict=True)]
@@ -311,9 +317,7 @@ def test_copied_batch_norm_statistics_are_g_s_own_bit_for_bit_and_kept_on_a_skip
     rng = np.random.default_rng(1)
     expected = _values(weights)
     for t in range(2):
-        new = [rng.normal(size=w.shape).astype("float32") for w in weights]
-        for w, value in zip(weights, new, strict=True):
-            w.assign(value)
+        new = _assign_random(weights, rng)
         ema.update({"g": network}, tf.constant(True))
         decay = min(0.3, (1 + t) / (10 + t))  # 0.1, 2/11
         expected = [s - np.float32(1 - decay) * (s - w) for s, w in zip(expected, new, strict=True)]
