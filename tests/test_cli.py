@@ -37,8 +37,6 @@ DCGAN = [
     "--config=discriminator_filters=8",
     "--batch_size=8",
 ]
-# How long a user error may take, TensorFlow import included.
-FAST_FAIL_SECONDS = 10.0
 
 
 def train(
@@ -197,7 +195,7 @@ BAD_INPUT = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("args", "keywords", "env"), BAD_INPUT)
-def test_bad_input_is_one_line(args, keywords, env, tmp_path):
+def test_bad_input_is_one_line(args, keywords, env, tmp_path, fast_fail_seconds):
     tmp = str(tmp_path)
     for sub in ("empty", "home", "keras", "tfds"):
         (tmp_path / sub).mkdir()
@@ -209,7 +207,7 @@ def test_bad_input_is_one_line(args, keywords, env, tmp_path):
     code, out, err = train("--train_steps=3", *args, f"--model_dir={tmp_path / 'run'}", env=env)
     elapsed = time.monotonic() - start
     assert_usage_error(code, err, keywords)
-    assert elapsed < FAST_FAIL_SECONDS, f"took {elapsed:.1f} s"
+    assert elapsed < fast_fail_seconds, f"took {elapsed:.1f} s (bound {fast_fail_seconds:.1f} s)"
     assert "done:" not in out
 
 

@@ -19,7 +19,6 @@ import pytest
 
 from tests.families import subprocess_env
 from tests.test_cli import (
-    FAST_FAIL_SECONDS,
     GAN,
     REPO,
     TRAIN_MAIN,
@@ -76,7 +75,7 @@ def test_run_releases_the_lock_when_it_fails(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["file", "under-file", "proc-missing", "proc"])
-def test_unusable_model_dir_is_one_line_and_fast(tmp_path, kind):
+def test_unusable_model_dir_is_one_line_and_fast(tmp_path, kind, fast_fail_seconds):
     a_file = tmp_path / "file"
     a_file.write_text("not a directory")
     model_dir = {
@@ -89,7 +88,7 @@ def test_unusable_model_dir_is_one_line_and_fast(tmp_path, kind):
     code, out, err = train(*GAN, "--train_steps=3", f"--model_dir={model_dir}")
     elapsed = time.monotonic() - start
     assert_usage_error(code, err, [f"--model_dir={model_dir}"])
-    assert elapsed < FAST_FAIL_SECONDS, f"took {elapsed:.1f} s"
+    assert elapsed < fast_fail_seconds, f"took {elapsed:.1f} s (bound {fast_fail_seconds:.1f} s)"
     assert out == ""
     assert a_file.read_text() == "not a directory"
     assert os.listdir(tmp_path) == ["file"]
