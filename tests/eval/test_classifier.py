@@ -31,6 +31,21 @@ def test_trained_classifier_is_cached_with_its_accuracy(zoo_cache):
     assert not [n for n in os.listdir(directory) if n.startswith(".tmp-")]
 
 
+def test_training_depends_on_its_seed_only_not_the_global_one(tmp_path, monkeypatch):
+    """The presets' check metrics retrain a classifier in another process: the same seed must
+    give the same weights whatever seeded TensorFlow before."""
+    monkeypatch.setenv(classifier.CACHE_VARIABLE, str(tmp_path))
+    options = {"epochs": 2, "max_examples": 300, "verbose": 0}
+    keras.utils.set_random_seed(1)
+    first, _ = classifier.train_classifier("fashion_mnist", **options)
+    keras.utils.set_random_seed(2)
+    second, _ = classifier.train_classifier("fashion_mnist", **options)
+    other, _ = classifier.train_classifier("fashion_mnist", seed=1, **options)
+    pairs = list(zip(first.get_weights(), second.get_weights(), other.get_weights(), strict=True))
+    assert all(np.array_equal(a, b) for a, b, _ in pairs)
+    assert not all(np.array_equal(a, c) for a, _, c in pairs)
+
+
 def test_cached_classifier_is_reloaded_not_retrained(zoo_cache, monkeypatch, test_images):
     monkeypatch.setattr(classifier, "train_classifier", lambda *a, **k: pytest.fail("retrained"))
     model, info = classifier.load_classifier("fashion-mnist")

@@ -37,6 +37,7 @@ CLASSIFIER_IMAGE_SIZE = 28
 MODEL_FILE = "classifier.keras"
 INFO_FILE = "classifier.json"
 DEFAULT_EPOCHS = 3
+CACHE_VARIABLE = "GANZOO_CACHE"
 INCEPTION_IMAGE_SIZE = 299
 
 
@@ -48,7 +49,7 @@ def canonical_dataset(spec: str) -> str | None:
 
 def cache_root() -> str:
     """The zoo's cache directory: `$GANZOO_CACHE`, else `~/.cache/ganzoo`."""
-    return os.environ.get("GANZOO_CACHE") or os.path.join(
+    return os.environ.get(CACHE_VARIABLE) or os.path.join(
         os.path.expanduser("~"), ".cache", "ganzoo"
     )
 
@@ -176,12 +177,18 @@ def train_classifier(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
+    # Each epoch's order is drawn here from `seed` alone: `Dataset.shuffle(seed=)` also depends
+    # on TensorFlow's global seed, which whatever ran before in the process may have set.
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(len(x_train)) for _ in range(epochs)])
+    images, labels = tf.constant(x_train), tf.constant(y_train)
     train = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
+        tf.data.Dataset.from_tensor_slices(order.reshape(epochs, -1))
+        .flat_map(lambda epoch: tf.data.Dataset.from_tensor_slices(epoch).batch(batch_size))
+        .map(lambda index: (tf.gather(images, index), tf.gather(labels, index)))
     )
-    model.fit(train, epochs=epochs, shuffle=False, verbose=verbose)
+    steps = -(-len(x_train) // batch_size)
+    model.fit(train, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose)
     logits = model.predict(x_test, batch_size=1000, verbose=0)
     accuracy = float(np.mean(np.argmax(logits, axis=1) == y_test))
     info = {
