@@ -226,6 +226,22 @@ def test_list_shows_built_and_declared_presets(presets_env, capsys):
     assert "not built yet" in lines["gan_ring8"]  # not in this root
 
 
+def test_list_markdown_is_the_readme_table_of_the_cards(presets_env, capsys):
+    from zoo.presets.__main__ import _list
+    from zoo.presets.store import read_card
+
+    card = read_card(str(presets_env / TINY_NAME))
+    assert _list(markdown=True) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| preset | family |") and set(lines[1]) <= set("|-")
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert len(cells) == lines[0].count("|") - 1 == 8
+    assert cells[:4] == [f"`{TINY_NAME}`", "`gan`", "ring8", f"{TRAIN_STEPS} × 16, seed 3"]
+    assert cells[5] == f"modes_covered {card['metrics']['modes_covered']} (200 samples)"
+    assert re.fullmatch(r"float32 \S+, float16 \S+, int8 \S+", cells[6])
+    assert re.fullmatch(r"\d+ KiB", cells[7])
+
+
 # -- the shipped presets ---------------------------------------------------------------------
 def _shipped() -> list[str]:
     return sorted(
@@ -270,3 +286,68 @@ def test_gan_ring8_card_metrics_recompute():
     metrics = trained.task.evaluate(trained.model, Evaluator(trained.run_config), 2000, 0)
     assert metrics["modes_covered"] == card["metrics"]["modes_covered"] == 8
     assert abs(metrics["high_quality_fraction"] - card["metrics"]["high_quality_fraction"]) < 0.03
+
+
+# Largest difference the check metrics may show when recomputed (500 samples; the check
+# classifier retrained here, whose weights differ from the build's by round-off across CPUs).
+CHECK_TOLERANCE = {"accuracy": 0.05, "fd": 0.25}  # absolute for accuracies, relative for FD
+
+
+def _check_keys(metrics: dict) -> list[str]:
+    return [k for k in metrics if k.endswith("accuracy") or k == "fd" or k.endswith("_fd")]
+
+
+def _within(key: str, got: float, want: float) -> bool:
+    if key.endswith("accuracy"):
+        return abs(got - want) <= CHECK_TOLERANCE["accuracy"]
+    return abs(got - want) <= CHECK_TOLERANCE["fd"] * abs(want)
+
+
+def test_check_tolerance_separates_a_broken_generator():
+    """The comparison the shipped presets' test makes fails on numbers a broken G would give."""
+    assert _within("class_accuracy", 0.93, 0.95)
+    assert not _within("class_accuracy", 0.80, 0.95)
+    assert _within("fd", 10.0, 9.0) and not _within("fd", 30.0, 9.0)
+    assert _check_keys({"class_accuracy": 1, "fd": 2, "kid": 3, "a_to_b_fd": 4}) == [
+        "class_accuracy",
+        "fd",
+        "a_to_b_fd",
+    ]
+
+
+@pytest.fixture(scope="module")
+def check_cache(tmp_path_factory):
+    """A zoo cache holding the check classifier (`zoo.presets.build.CHECK_CLASSIFIER`),
+    trained once per session for all workers."""
+    from tests.shared_builds import build_once
+    from zoo.presets.build import CHECK_CLASSIFIER, check_cache
+
+    def build(directory) -> None:
+        from zoo.eval import classifier
+
+        with check_cache(str(directory)):
+            classifier.train_classifier("fashion_mnist", **CHECK_CLASSIFIER, verbose=0)
+
+    return str(build_once(tmp_path_factory, "presets_check_classifier", build))
+
+
+def test_shipped_image_presets_check_metrics_recompute(check_cache):
+    """A fast subset of each card: its `check` metrics (class or translation accuracy, FD on
+    500 samples in a quickly retrained classifier's features) from the shipped weights."""
+    from zoo.presets import store
+    from zoo.presets.build import check_metrics
+
+    checked = []
+    for name in _shipped():
+        card = store.read_card(os.path.join(PACKAGE, name))
+        if card.get("dataset") in ("ring8", "grid25"):
+            continue  # toys: mode coverage, recomputed by their own test
+        assert card.get("check"), f"{name}: card has no check metrics (add_check)"
+        got = check_metrics(store.load(name, root=PACKAGE), check_cache)
+        want = card["check"]["metrics"]
+        keys = _check_keys(want)
+        assert keys, name
+        bad = {k: (got[k], want[k]) for k in keys if not _within(k, got[k], want[k])}
+        assert not bad, f"{name}: recomputed vs card {bad}"
+        checked.append(name)
+    assert "cgan_fashion_mnist" in checked

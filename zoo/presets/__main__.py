@@ -1,7 +1,8 @@
 """`python -m zoo.presets list | build NAME [--out=DIR] | verify [NAME ...]`.
 
 - `list`: every preset with its family, dataset, size on disk and headline metrics; presets
-  declared but not built yet say so.
+  declared but not built yet say so. `--markdown`: README's table of the built ones, from their
+  cards.
 - `build NAME`: trains the preset from scratch with its recipe and seed, evaluates it, writes
   its weights, golden batch, card, grid and manifest into `--out` (default: the presets' root,
   `$GANZOO_PRESETS` or the package), then prints the card.
@@ -28,6 +29,10 @@ flags.DEFINE_string(
     "build: the presets' root to write into (default: $GANZOO_PRESETS or the package's directory).",
 )
 
+flags.DEFINE_boolean(
+    "markdown", False, "list: the built presets as README's Markdown table (from their cards)."
+)
+
 COMMANDS = ("list", "build", "verify")
 
 
@@ -35,12 +40,22 @@ def _size(num_bytes: int) -> str:
     return f"{num_bytes / 1024:.0f} KiB" if num_bytes < 1 << 20 else f"{num_bytes / 2**20:.1f} MiB"
 
 
-def _list() -> int:
+def _list(markdown: bool = False) -> int:
     from zoo.presets import recipes, store
 
     root = store.presets_root()
     rows = [("name", "family", "dataset", "size", "metrics")]
     built = store.built_names(root)
+    if markdown:
+        from zoo.presets.build import TABLE_HEADER, card_row
+
+        print(TABLE_HEADER)
+        for name in built:
+            directory = os.path.join(root, name)
+            manifest = store.read_manifest(directory, name)
+            size = sum(int(entry.get("bytes", 0)) for entry in manifest["files"].values())
+            print(card_row(store.read_card(directory), _size(size)))
+        return 0
     for name in dict.fromkeys([*recipes.PRESETS, *built]):
         directory = os.path.join(root, name)
         if name not in built:
@@ -120,7 +135,7 @@ def main(argv: list[str]) -> int:
         if command == "list":
             if rest:
                 raise UsageError(f"list takes no arguments, got {' '.join(rest)}")
-            return _list()
+            return _list(FLAGS.markdown)
         if command == "build":
             return _build(rest)
         return _verify(rest)

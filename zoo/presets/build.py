@@ -10,6 +10,7 @@ appears in one rename, replacing an older build; a failed build leaves the old o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -18,7 +19,7 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from zoo.io import atomic_write_json, read_json
@@ -27,6 +28,12 @@ from zoo.presets.weights import save_weights
 from zoo.run import CONFIG_FILE, WEIGHTS_FILE, RunConfig, load_trained
 
 EVAL_SEED = 0
+
+# The card's `check`: the family's metrics on CHECK_SAMPLES samples in the features of a
+# classifier small enough to retrain in seconds (CHECK_CLASSIFIER, into its own cache), so that
+# a test can recompute them from the shipped weights on any machine and compare.
+CHECK_CLASSIFIER = {"epochs": 1, "max_examples": 3000, "seed": 0}
+CHECK_SAMPLES = 500
 
 
 def _cpu() -> str:
@@ -91,6 +98,95 @@ def _export_parity(directory: str, work: str, log: Callable[[str], None]) -> dic
     }
 
 
+@contextlib.contextmanager
+def check_cache(directory: str) -> Iterator[None]:
+    """`GANZOO_CACHE` set to `directory` inside the block (where the check classifier goes)."""
+    from zoo.eval.classifier import CACHE_VARIABLE
+
+    before = os.environ.get(CACHE_VARIABLE)
+    os.environ[CACHE_VARIABLE] = directory
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[CACHE_VARIABLE]
+        else:
+            os.environ[CACHE_VARIABLE] = before
+
+
+def check_metrics(trained: Any, cache: str) -> dict[str, Any] | None:
+    """The family's metrics of a loaded preset on `CHECK_SAMPLES` samples, in the features of
+    the check classifier (trained into `cache` if it holds none); None for data without a zoo
+    classifier (the toys: their test recomputes mode coverage instead)."""
+    from zoo.eval.classifier import canonical_dataset
+    from zoo.eval.evaluate import Evaluator
+
+    rc = trained.run_config
+    if canonical_dataset(rc.dataset) is None:
+        return None
+    with check_cache(cache):
+        evaluator = Evaluator(rc, classifier_options={**CHECK_CLASSIFIER, "verbose": 0})
+        metrics = trained.task.evaluate(trained.model, evaluator, CHECK_SAMPLES, EVAL_SEED)
+    return {k: _number(v) for k, v in metrics.items()}
+
+
+def add_check(directory: str, cache: str) -> dict[str, Any]:
+    """Writes the `check` of the built preset in `directory` into its card (and card.md,
+    manifest); returns the card."""
+    name = os.path.basename(os.path.normpath(directory))
+    card = read_json(os.path.join(directory, store.CARD_JSON))
+    check = check_metrics(load_trained(directory), cache)
+    card["check"] = (
+        None
+        if check is None
+        else {"metrics": check, "samples": CHECK_SAMPLES, "classifier": CHECK_CLASSIFIER}
+    )
+    _write_card(directory, card)
+    write_manifest(directory, name)
+    return card
+
+
+def _write_card(directory: str, card: dict[str, Any]) -> None:
+    with open(os.path.join(directory, store.CARD_JSON), "w", encoding="utf-8") as f:
+        json.dump(card, f, indent=2, sort_keys=False)
+        f.write("\n")
+    with open(os.path.join(directory, store.CARD_MD), "w", encoding="utf-8") as f:
+        f.write(card_markdown(card))
+
+
+TABLE_HEADER = (
+    "| preset | family | data | steps × batch | time here | metrics (card) "
+    "| export parity (max abs err) | size |\n|---|---|---|---|---|---|---|---|"
+)
+
+
+def _loads(machine: dict[str, Any]) -> str:
+    """The load average when training started, and when it ended if the card has it."""
+    end = machine.get("load_average_end")
+    return f"{machine['load_average']}" + ("" if end is None else f" to {end}")
+
+
+def card_row(card: dict[str, Any], size: str) -> str:
+    """One row of README's presets table (`TABLE_HEADER`) from a card."""
+    metrics = card["metrics"]
+    shown = [k for k in card.get("headline", []) if k in metrics] or list(metrics)
+    figures = ", ".join(f"{k} {metrics[k]}" for k in shown)
+    parity = ", ".join(
+        f"{e['flavour']} {e['max_abs_error']:.2g}" for e in card["export_parity"]["tflite"]
+    )
+    phases = len(card.get("recipe", {}).get("phases") or ()) or 1
+    steps = f"{card['train_steps']} × {card['batch_size']}" + (
+        f" per phase ({phases})" if phases > 1 else ""
+    )
+    machine = card["machine"]
+    return (
+        f"| `{card['name']}` | `{card['family']}` | {card['dataset']} | {steps}, seed "
+        f"{card['seed']} | {card['train_seconds']:.0f} s ({machine['cores']} cores, load "
+        f"{_loads(machine)}) | {figures} ({card['eval_samples']} samples) | {parity} "
+        f"| {size} |"
+    )
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """The card as a short Markdown table."""
     metrics = ", ".join(f"{k} {v}" for k, v in card["metrics"].items()) or "-"
@@ -108,7 +204,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         (
             "time",
             f"{card['train_seconds']:.0f} s training on {card['machine']['cpu']} "
-            f"({card['machine']['cores']} cores, load {card['machine']['load_average']})",
+            f"({card['machine']['cores']} cores, load {_loads(card['machine'])})",
         ),
         ("command", f"`{card['command']}`"),
         ("same run", f"`{card['train_command']}`"),
@@ -116,6 +212,15 @@ def card_markdown(card: dict[str, Any]) -> str:
         ("export parity (max abs err vs SavedModel)", parity or "-"),
         ("weights", f"{card['weights']['parameters']} values, {card['weights']['dtype']}"),
     ]
+    check = card.get("check")
+    if check:
+        values = ", ".join(f"{k} {v}" for k, v in check["metrics"].items())
+        rows.append(
+            (
+                "check (recomputed by the tests)",
+                f"{values} ({check['samples']} samples, classifier {check['classifier']})",
+            )
+        )
     lines = [f"# {card['name']}", "", card["description"], "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines) + "\n"
@@ -157,6 +262,7 @@ def build(
         os.makedirs(staged)
         load_before = _load_average()
         seconds = _train(preset, run_dir, log)
+        load_after = _load_average()
 
         # 1. The weights of the whole game, as they ended (raw G, D, encoder, G's average).
         trained = load_trained(run_dir, weights="raw")
@@ -199,6 +305,7 @@ def build(
                 "cpu": _cpu(),
                 "cores": os.cpu_count(),
                 "load_average": load_before,
+                "load_average_end": load_after,
             },
             "command": f"python -m zoo.presets build {name}",
             "train_command": preset.command(),
@@ -209,11 +316,15 @@ def build(
             "export_parity": parity,
             "weights": {"dtype": preset.weights_dtype, "generator": shipped.weights, **stats},
         }
-        with open(os.path.join(staged, store.CARD_JSON), "w", encoding="utf-8") as f:
-            json.dump(card, f, indent=2, sort_keys=False)
-            f.write("\n")
-        with open(os.path.join(staged, store.CARD_MD), "w", encoding="utf-8") as f:
-            f.write(card_markdown(card))
+        log(f"check: {CHECK_SAMPLES} samples in a classifier of {CHECK_CLASSIFIER}")
+        check = check_metrics(shipped, os.path.join(work, "check_cache"))
+        if check is not None:
+            card["check"] = {
+                "metrics": check,
+                "samples": CHECK_SAMPLES,
+                "classifier": CHECK_CLASSIFIER,
+            }
+        _write_card(staged, card)
         write_manifest(staged, name)
 
         final = os.path.join(root, name)
