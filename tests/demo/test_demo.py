@@ -75,6 +75,32 @@ def test_check_of_every_other_family(family, demo_tools, demo_export, tmp_path):
     assert_non_blank_png(shot)
 
 
+PRESETS_DIR = os.path.join(REPO, "zoo", "presets")
+SHIPPED = sorted(
+    n
+    for n in os.listdir(PRESETS_DIR)
+    if os.path.isfile(os.path.join(PRESETS_DIR, n, "manifest.json"))
+)
+
+
+@pytest.mark.demo
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in SHIPPED if not n.startswith("gan_")])
+def test_check_of_a_shipped_preset(name, demo_tools, tmp_path, monkeypatch):
+    """`python -m zoo.demo --preset=NAME --check`'s path: the preset exported into the cache,
+    then the page against ai_edge_litert (image presets; the toys' page is the gan export's)."""
+    from zoo.demo import check
+    from zoo.presets import serve
+
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path / "cache"))
+    out = serve.export_presets([name], log=lambda message: None)
+    shot = tmp_path / "shot.png"
+    lines = []
+    worst = check.check(out, name=name, flavour="float32", screenshot=str(shot), log=lines.append)
+    assert worst <= TOLERANCE, "\n".join(lines)
+    assert_non_blank_png(shot)
+
+
 @pytest.mark.demo
 @pytest.mark.slow
 def test_check_of_stackgan_after_phase_two_shows_both_stages(demo_tools, demo_export, tmp_path):
