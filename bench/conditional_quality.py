@@ -113,7 +113,7 @@ def attribute_agreement(model, num: int, seed: int) -> dict[str, float]:
     import numpy as np
 
     from zoo.core.images import to_uint8
-    from zoo.data.captions import caption_attributes, measure_attributes
+    from zoo.data.captions import caption_agreement
     from zoo.eval.classifier import FeatureExtractor
 
     inputs = model.sample_inputs(num, seed)
@@ -125,27 +125,14 @@ def attribute_agreement(model, num: int, seed: int) -> dict[str, float]:
     )
     classifier = FeatureExtractor.for_dataset("fashion_mnist")
     predicted = np.argmax(classifier.probabilities(images), axis=1)
-    # Against the intended class's medians, as the training captions were made.
-    measured = measure_attributes(to_uint8(images), inputs["label"], model.config.class_names)
-    stated = [caption_attributes(str(t)) for t in inputs["text"]]
-    # Captions naming the class only ("a sandal"): no brightness or size word.
-    plain = np.asarray(
-        [s is None or (s.get("brightness") is None and s.get("size") is None) for s in stated]
-    )
     correct = predicted == inputs["label"]
-    result = {
+    # Against the intended class's medians, as the training captions were made.
+    return {
         "class_accuracy": float(np.mean(correct)),
-        "class_only_accuracy": float(np.mean(correct[plain])) if plain.any() else 0.0,
+        **caption_agreement(
+            to_uint8(images), inputs["label"], inputs["text"], model.config.class_names, correct
+        ),
     }
-    for key in ("brightness", "size"):
-        pairs = [
-            (s[key], m)
-            for s, m in zip(stated, measured[key], strict=True)
-            if s is not None and s.get(key) is not None
-        ]
-        result[f"{key}_agreement"] = float(np.mean([a == b for a, b in pairs])) if pairs else 0.0
-        result[f"{key}_captions"] = len(pairs)
-    return result
 
 
 def main(argv: list[str]) -> None:

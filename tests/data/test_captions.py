@@ -182,3 +182,23 @@ def test_thresholds_split_fashion_mnist_in_half():
             assert stated["class"] == labels[i]
             assert stated["brightness"] in (None, measured["brightness"][i])
             assert stated["size"] in (None, measured["size"][i])
+
+
+def test_caption_agreement_by_hand():
+    images = np.zeros((4, 10, 10), np.uint8)
+    images[0] = 255  # light, large
+    images[1, :2, :2] = 100  # dark, small
+    images[2] = 100  # dark, large
+    texts = ["a light large sandal", "a light small sandal", "a sandal", "a dark sandal"]
+    correct = np.array([True, False, True, False])
+    got = captions.caption_agreement(images, np.full(4, 5), texts, None, correct)
+    assert got == {
+        "class_only_accuracy": 1.0,  # "a sandal" only, classified right
+        "brightness_agreement": 2 / 3,  # light yes, light no (dark), dark yes
+        "brightness_captions": 3,
+        "size_agreement": 1.0,  # large yes, small yes
+        "size_captions": 2,
+    }
+    none = captions.caption_agreement(images[:1], np.full(1, 5), ["a sandal"], None, [False])
+    assert none["class_only_accuracy"] == 0.0 and np.isnan(none["size_agreement"])
+    assert none["size_captions"] == 0

@@ -28,14 +28,22 @@ from zoo.run import RunConfig
 class Replay:
     """A stand-in generator that returns given samples (the `GAN` sampling interface)."""
 
-    def __init__(self, samples: np.ndarray, labels: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        samples: np.ndarray,
+        labels: np.ndarray | None = None,
+        texts: list[str] | None = None,
+    ) -> None:
         self.samples = samples.astype(np.float32)
         self.labels = labels
+        self.texts = texts
 
     def sample_inputs(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
         inputs = {"index": np.arange(num) % len(self.samples)}
         if self.labels is not None:
             inputs["label"] = self.labels[inputs["index"]]
+        if self.texts is not None:
+            inputs["text"] = np.asarray(self.texts, dtype=object)[inputs["index"]]
         return inputs
 
     def generate(self, inputs: dict) -> np.ndarray:
@@ -100,6 +108,40 @@ def test_image_metrics_of_real_images_against_noise(zoo_cache):
     assert real["class_accuracy"] > 0.5
     assert "class_accuracy" not in bad
     assert evaluator.feature_name == "fashion_mnist_classifier"
+
+
+def test_captioned_samples_are_scored_on_their_words_too(zoo_cache):
+    """Images made from captions: how often they look as the caption's brightness and size
+    words say (measured, `zoo.data.captions`), and the class accuracy of class-only captions."""
+    from zoo.data import captions
+    from zoo.data.idx import FASHION_MNIST_CLASSES
+
+    images, labels, _ = load_arrays("fashion_mnist", split="train")
+    images, labels = images[:300], labels[:300]
+    measured = captions.measure_attributes(images)  # no class names: the global medians
+
+    def caption(i: int, flip: bool) -> str:
+        if i % 3 == 0:
+            return f"a {captions.class_phrase(FASHION_MNIST_CLASSES[labels[i]])}"
+        b, z = (
+            (1 - measured["brightness"][i], 1 - measured["size"][i])
+            if flip
+            else (
+                measured["brightness"][i],
+                measured["size"][i],
+            )
+        )
+        noun = captions.class_phrase(FASHION_MNIST_CLASSES[labels[i]])
+        return f"a {captions.BRIGHTNESS_WORDS[b]} {captions.SIZE_WORDS[z]} {noun}"
+
+    x = images.astype(np.float32) / 127.5 - 1.0
+    evaluator = Evaluator(RunConfig(dataset="fashion_mnist"))
+    true = evaluator(Replay(x, labels, [caption(i, False) for i in range(300)]), 300)
+    flipped = evaluator(Replay(x, labels, [caption(i, True) for i in range(300)]), 300)
+    assert true["brightness_agreement"] == true["size_agreement"] == 1.0
+    assert flipped["brightness_agreement"] == flipped["size_agreement"] == 0.0
+    assert true["brightness_captions"] == true["size_captions"] == 200
+    assert true["class_only_accuracy"] > 0.5 and true["class_accuracy"] > 0.5
 
 
 def test_image_metrics_of_a_small_dcgan_and_the_model_resolution(zoo_cache):

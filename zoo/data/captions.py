@@ -362,3 +362,40 @@ def caption_attributes(
         "brightness": stated(BRIGHTNESS_SYNONYMS, BRIGHTNESS_WORDS),
         "size": stated(SIZE_SYNONYMS, SIZE_WORDS),
     }
+
+
+def caption_agreement(
+    images: np.ndarray,
+    labels: np.ndarray,
+    captions: Sequence[str],
+    class_names: Sequence[str] | None,
+    correct: np.ndarray,
+) -> dict[str, float]:
+    """How well images made from captions follow the caption's words.
+
+    Args:
+      images: the generated images on the 0..255 scale (see `measure_attributes`).
+      labels: the class each caption names.
+      captions: the captions the images were made from.
+      class_names: the dataset's class names (with `labels`, for the class medians).
+      correct: per image, whether a classifier put it in its caption's class.
+
+    Returns:
+      `class_only_accuracy` (the mean of `correct` over captions with no brightness or size
+      word; NaN when there are none), and per attribute (brightness, size) `<a>_agreement`,
+      the fraction of captions stating it whose image measures as stated (chance about 0.5;
+      NaN when none states it), and `<a>_captions`, how many stated it.
+    """
+    correct = np.asarray(correct, bool)
+    measured = measure_attributes(images, labels, class_names)
+    stated = [caption_attributes(str(c)) for c in captions]
+    plain = np.asarray([s["brightness"] is None and s["size"] is None for s in stated], dtype=bool)
+    result = {
+        "class_only_accuracy": float(np.mean(correct[plain])) if plain.any() else float("nan")
+    }
+    for key in ("brightness", "size"):
+        pairs = zip(stated, measured[key], strict=True)
+        hits = [m == s[key] for s, m in pairs if s[key] is not None]
+        result[f"{key}_agreement"] = float(np.mean(hits)) if hits else float("nan")
+        result[f"{key}_captions"] = len(hits)
+    return result

@@ -7,7 +7,9 @@ What is measured depends on the data a run was trained on:
   local weights are given) against real test images: `fd`, `kid` (+ `kid_std`),
   `precision`, `recall`, and the classifier's `inception_score` (+ `inception_score_std`);
   `class_accuracy` too when the model's `sample_inputs` carry the classes asked for
-  (a `label` entry of int class indices, as in the export contract);
+  (a `label` entry of int class indices, as in the export contract), and with captions (a
+  `text` entry) how well the images follow their other words: `class_only_accuracy`,
+  `brightness_agreement`, `size_agreement` (`zoo.data.captions.caption_agreement`);
 - other image datasets readable into memory (`folder:PATH`) when InceptionV3 weights are
   given: the feature metrics only.
 
@@ -23,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from zoo import data as zoo_data
+from zoo.core.images import to_uint8
 from zoo.core.latent import sample_z
+from zoo.data.captions import caption_agreement
 from zoo.errors import UsageError
 from zoo.eval import metrics
 from zoo.eval.classifier import FeatureExtractor, canonical_dataset, inception_extractor
@@ -178,9 +182,16 @@ class Evaluator:
             if not np.all(np.isfinite(samples)):
                 return {"modes_covered": 0, "high_quality_fraction": float("nan")}
             return metrics.toy_mode_metrics(samples.reshape(len(samples), -1), centres, std)
-        return self._image_metrics(samples, inputs, seed)
+        class_names = getattr(getattr(model, "config", None), "class_names", None)
+        return self._image_metrics(samples, inputs, seed, class_names)
 
-    def _image_metrics(self, samples: np.ndarray, inputs: dict, seed: int) -> dict:
+    def _image_metrics(
+        self,
+        samples: np.ndarray,
+        inputs: dict,
+        seed: int,
+        class_names: Sequence[str] | None = None,
+    ) -> dict:
         if samples.ndim != 4:
             raise UsageError(
                 f"{self.dataset} is an image dataset but the model makes "
@@ -212,9 +223,15 @@ class Evaluator:
             score, score_std = metrics.inception_score_from_probabilities(probabilities, splits)
             result["inception_score"], result["inception_score_std"] = score, score_std
             if "label" in inputs:
-                result["class_accuracy"] = metrics.class_accuracy(
-                    probabilities, np.asarray(inputs["label"])
-                )
+                labels = np.asarray(inputs["label"])
+                result["class_accuracy"] = metrics.class_accuracy(probabilities, labels)
+                if "text" in inputs:  # captions: do the images also follow their other words?
+                    correct = np.argmax(probabilities, axis=1) == labels
+                    result.update(
+                        caption_agreement(
+                            to_uint8(samples), labels, inputs["text"], class_names, correct
+                        )
+                    )
         return result
 
 
