@@ -1,4 +1,4 @@
-"""`python -m zoo.presets list | build NAME [--out=DIR] | verify [NAME ...]`.
+"""`python -m zoo.presets list | build NAME [--out=DIR] | evaluate NAME | verify [NAME ...]`.
 
 - `list`: every preset with its family, dataset, size on disk and headline metrics; presets
   declared but not built yet say so. `--markdown`: README's table of the built ones, from their
@@ -6,6 +6,8 @@
 - `build NAME`: trains the preset from scratch with its recipe and seed, evaluates it, writes
   its weights, golden batch, card, grid and manifest into `--out` (default: the presets' root,
   `$GANZOO_PRESETS` or the package), then prints the card.
+- `evaluate NAME`: recomputes a built preset's card metrics and check from its stored weights
+  (for metrics the evaluation gained since the build) and rewrites its card; prints it.
 - `verify`: checks the sha256 of every file of every built preset (or of those named) and that
   its generator reproduces its golden batch within 1e-5; prints one line per preset.
 
@@ -33,7 +35,7 @@ flags.DEFINE_boolean(
     "markdown", False, "list: the built presets as README's Markdown table (from their cards)."
 )
 
-COMMANDS = ("list", "build", "verify")
+COMMANDS = ("list", "build", "verify", "evaluate")
 
 
 def _size(num_bytes: int) -> str:
@@ -95,6 +97,25 @@ def _build(names: list[str]) -> int:
     return 0
 
 
+def _evaluate(names: list[str]) -> int:
+    import tempfile
+
+    from zoo import cli
+    from zoo.errors import UsageError
+    from zoo.presets import store
+
+    if len(names) != 1:
+        raise UsageError("evaluate takes one preset name: python -m zoo.presets evaluate NAME")
+    directory = store.preset_dir(names[0])  # checked before TensorFlow starts
+    cli.import_tensorflow_quietly()
+    from zoo.presets.build import card_markdown, evaluate_card
+
+    with tempfile.TemporaryDirectory() as cache, cli.native_stderr_captured():
+        card = evaluate_card(directory, cache, log=lambda message: print(message, flush=True))
+    print(card_markdown(card), end="")
+    return 0
+
+
 def _verify(names: list[str]) -> int:
     from zoo import cli
     from zoo.presets import store
@@ -138,6 +159,8 @@ def main(argv: list[str]) -> int:
             return _list(FLAGS.markdown)
         if command == "build":
             return _build(rest)
+        if command == "evaluate":
+            return _evaluate(rest)
         return _verify(rest)
     except UsageError as err:
         return cli.fail(err)

@@ -130,12 +130,25 @@ def check_metrics(trained: Any, cache: str) -> dict[str, Any] | None:
     return {k: _number(v) for k, v in metrics.items()}
 
 
-def add_check(directory: str, cache: str) -> dict[str, Any]:
-    """Writes the `check` of the built preset in `directory` into its card (and card.md,
-    manifest); returns the card."""
+def evaluate_card(directory: str, cache: str, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Recomputes the card's metrics (on its `eval_samples`, with the zoo classifier as `build`
+    does) and its check (in the check classifier, trained into `cache` if it holds none) from
+    the built preset's stored weights, and rewrites card.json, card.md and the manifest: for
+    an evaluation that gained metrics since the build. Returns the card."""
+    from zoo.eval.evaluate import Evaluator
+
     name = os.path.basename(os.path.normpath(directory))
     card = read_json(os.path.join(directory, store.CARD_JSON))
-    check = check_metrics(load_trained(directory), cache)
+    trained = load_trained(directory)
+    log(f"evaluating {name} on {card['eval_samples']} samples")
+    metrics = trained.task.evaluate(
+        trained.model, Evaluator(trained.run_config), card["eval_samples"], card["eval_seed"]
+    )
+    card["metrics"] = {k: _number(v) for k, v in metrics.items()}
+    if name in recipes.PRESETS:
+        card["headline"] = list(recipes.PRESETS[name].headline)
+    log(f"check: {CHECK_SAMPLES} samples in a classifier of {CHECK_CLASSIFIER}")
+    check = check_metrics(trained, cache)
     card["check"] = (
         None
         if check is None

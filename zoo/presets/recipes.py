@@ -70,6 +70,13 @@ def _flag(value: Any) -> str:
 
 IMAGE_HEADLINE = ("fd", "kid", "precision", "recall")
 CLASS_HEADLINE = ("class_accuracy", "fd")
+TEXT_HEADLINE = (
+    "class_accuracy",
+    "class_only_accuracy",
+    "brightness_agreement",
+    "size_agreement",
+    "fd",
+)
 
 PRESETS: dict[str, Preset] = {
     p.name: p
@@ -116,7 +123,7 @@ PRESETS: dict[str, Preset] = {
             "text-to-image GAN-INT-CLS on Fashion-MNIST captions, 28 px",
             config=("image_size=28",),
             run={"train_steps": 1500, "batch_size": 64, "seed": 0},
-            headline=CLASS_HEADLINE,
+            headline=TEXT_HEADLINE,
         ),
         Preset(
             "stackgan_fashion_mnist",
@@ -125,7 +132,7 @@ PRESETS: dict[str, Preset] = {
             "StackGAN on Fashion-MNIST captions, Stage-I 16 px then Stage-II 32 px",
             run={"train_steps": 2000, "batch_size": 64, "seed": 0},
             phases=({"stage": 1}, {"stage": 2}),
-            headline=CLASS_HEADLINE,
+            headline=TEXT_HEADLINE,
         ),
         Preset(
             "cyclegan_sandal_sneaker",
