@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from zoo import registry
+from zoo.core.config import config_from_dict, config_to_dict
 from zoo.core.layers import InstanceNormalization, ReflectionPadding2D
 from zoo.errors import UsageError
 from zoo.models.cyclegan import CycleGAN, CycleGANConfig
@@ -57,6 +58,21 @@ def test_small_gray_datasets_get_the_measured_defaults(dataset):
         paper.upsample,
     )
     assert TASK.default_batch_size(dataset) == 4
+    assert not (c.jitter or c.flip)
+
+
+def test_small_gray_default_trains_on_the_images_as_they_are():
+    # No jitter, no flip: the train step sees the batch itself (the test images are aligned).
+    model = CycleGAN(dataclasses.replace(TASK.default_config("fashion_mnist"), **TINY), seed=3)
+    x = tf.random.uniform([8, 16, 16, 1], -1, 1, seed=2)
+    np.testing.assert_array_equal(np.asarray(model.augment(x)), np.asarray(x))
+
+
+def test_old_small_gray_runs_keep_their_jitter_and_flip():
+    # A run made before jitter and flip were switched off wrote them (True) in its config.json.
+    old = {**config_to_dict(TASK.default_config("fashion_mnist")), "jitter": True, "flip": True}
+    restored = config_from_dict(CycleGANConfig, old)
+    assert restored.jitter and restored.flip and jitter_size(restored) == 36
 
 
 @pytest.mark.parametrize("dataset", ["folder:/data/horse2zebra", "tfds:cycle_gan/horse2zebra"])

@@ -6,7 +6,9 @@ The generators minimise least-squares adversarial losses plus λ·(‖F(G(a)) �
 ‖G(F(b)) − b‖₁) with λ = 10 and the identity loss 0.5·λ·(‖G(b) − b‖₁ + ‖F(a) − a‖₁); the
 discriminators learn from a history of 50 generated images per direction, with their objective
 halved; Adam 2e-4, β1 = 0.5, the learning rate constant for the first half of the run and then
-decaying linearly to zero. Weights from N(0, 0.02) as the authors' implementation.
+decaying linearly to zero. Weights from N(0, 0.02) as the authors' implementation. On the
+28 px grayscale datasets the task's defaults are smaller and drop the identity loss, the
+jitter and the flips (`zoo.models.cyclegan.task.SMALL_GRAY`, measured there).
 
 Reference:
   Zhu et al. 2017, "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial
