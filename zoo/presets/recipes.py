@@ -122,7 +122,7 @@ PRESETS: dict[str, Preset] = {
             "fashion_mnist",
             "text-to-image GAN-INT-CLS on Fashion-MNIST captions, 28 px",
             config=("image_size=28",),
-            run={"train_steps": 1500, "batch_size": 64, "seed": 0},
+            run={"train_steps": 3000, "batch_size": 64, "seed": 0},
             headline=TEXT_HEADLINE,
         ),
         Preset(
