@@ -151,8 +151,10 @@ def read_card(directory: str) -> dict[str, Any]:
 
 # -- golden batch ------------------------------------------------------------------------------
 def golden_inputs(model: Any) -> dict[str, np.ndarray]:
-    """The fixed generator inputs of a preset's golden batch (the family's `sample_inputs`)."""
-    return {k: np.asarray(v) for k, v in model.sample_inputs(GOLDEN_NUM, GOLDEN_SEED).items()}
+    """The fixed generator inputs of a preset's golden batch (the family's `sample_inputs`);
+    captions as fixed-width unicode, which `np.load` reads without pickle (not as objects)."""
+    inputs = {k: np.asarray(v) for k, v in model.sample_inputs(GOLDEN_NUM, GOLDEN_SEED).items()}
+    return {k: v.astype(str) if v.dtype == object else v for k, v in inputs.items()}
 
 
 def _feedable(value: np.ndarray) -> Any:
