@@ -4,6 +4,12 @@ Features are the activations of every hidden layer of a trained discriminator, e
 max-pooled to a 4×4 grid, flattened and concatenated, as the DCGAN paper does for CIFAR-10
 (where it reports 82.8% with an L2-SVM). A linear classifier (L2-regularised logistic
 regression) on those features is compared with the same classifier on raw pixels.
+
+The defaults (every layer, 4×4 max-pooling, L2 1e-4, 15 epochs, 10 000 training images) are
+kept: on a fully trained DCGAN (Fashion-MNIST, 32 px, 3000 × 64, step 3000) D's features beat
+the pixels under every setting measured but global pooling (all layers: 0.885 vs 0.845 on
+2000 test images; 0.878 vs 0.835 on all 10 000; README "The discriminator probe" has the
+table). A D trained for fewer steps is the weaker extractor, not the probe.
 """
 
 from __future__ import annotations
