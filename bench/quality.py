@@ -243,6 +243,7 @@ def main(argv: list[str]) -> None:
     tag = "_".join(
         [model_name, dataset, f"{train_steps}x{batch_size}"]
         + [o.replace("=", "-") for o in overrides]
+        + ([f"seed{FLAGS.seed}"] if FLAGS.seed else [])  # another seed is another run
     )
     rc = zoo_run.RunConfig(
         model=model_name,

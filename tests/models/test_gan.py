@@ -70,6 +70,19 @@ def test_vectors_get_the_toy_defaults_and_record_them():
     assert config_from_dict(type(config), saved) == config
 
 
+def test_the_toys_penalise_d_with_r1_and_old_runs_keep_theirs():
+    assert _config(data_dim=2).r1_gamma == 0.1
+    assert _config().r1_gamma == 0.0  # images: off
+    assert _config("r1_gamma=0", data_dim=2).r1_gamma == 0.0
+    # A toy run from before the change recorded r1_gamma=0.0 and restores with it, as does a
+    # config.json older than the field (the shipped gan_ring8 preset's is the first kind).
+    saved = config_to_dict(_config("r1_gamma=0", data_dim=2))
+    config_class = registry.get("gan").config_class
+    assert config_from_dict(config_class, saved).r1_gamma == 0.0
+    del saved["r1_gamma"]
+    assert config_from_dict(config_class, saved).r1_gamma == 0.0
+
+
 def test_overrides_win_on_vectors_even_when_equal_to_the_image_default():
     config = _config("latent_dim=100", "generator_units=64", "d_learning_rate=2e-4", data_dim=2)
     assert (config.latent_dim, config.generator_units, config.d_learning_rate) == (100, (64,), 2e-4)

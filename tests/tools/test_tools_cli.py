@@ -109,6 +109,7 @@ def test_interpolate_on_an_exported_generator(run_dir, tmp_path):
         (["nosuch"], "usage"),
         (["interpolate"], "exactly one of --model_dir and --export_dir"),
         (["probe"], "probe needs --model_dir"),
+        (["probe", "--probe_layers=last"], "probe layers must be 'all' or integers"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

@@ -52,6 +52,10 @@ flags.DEFINE_string("b", "", "Arithmetic: sample numbers showing concept B.")
 flags.DEFINE_string("c", "", "Arithmetic: sample numbers showing concept C.")
 flags.DEFINE_integer("train_examples", 10000, "Probe: labelled training images.")
 flags.DEFINE_integer("test_examples", 2000, "Probe: labelled test images.")
+flags.DEFINE_string("probe_layers", "all", "Probe: D's hidden layers, 'all' or indices (-1, 0,2).")
+flags.DEFINE_integer("probe_pool", 4, "Probe: max-pool each map to about N x N (1 = global).")
+flags.DEFINE_float("probe_l2", 1e-4, "Probe: L2 weight of the linear classifier.")
+flags.DEFINE_integer("probe_epochs", 15, "Probe: epochs of the linear classifier.")
 flags.DEFINE_float("data_mean", 0.0, "Theory: mean of p_data.")
 flags.DEFINE_float("data_std", 1.0, "Theory: std of p_data.")
 flags.DEFINE_float("fake_mean", 1.5, "Theory: mean of p_g.")
@@ -182,8 +186,9 @@ def _run(command: str) -> dict[str, Any]:
     if command == "probe":
         from zoo.errors import UsageError
         from zoo.run import load_trained
-        from zoo.tools.probe import probe
+        from zoo.tools.probe import parse_layers, probe
 
+        layers = parse_layers(FLAGS.probe_layers)
         run_dir = _run_dir()
         if not run_dir:
             raise UsageError("probe needs --model_dir or --preset (D is not exported)")
@@ -194,6 +199,10 @@ def _run(command: str) -> dict[str, Any]:
             train_examples=FLAGS.train_examples,
             test_examples=FLAGS.test_examples,
             seed=FLAGS.seed,
+            layers=layers,
+            pool_to=FLAGS.probe_pool,
+            l2=FLAGS.probe_l2,
+            epochs=FLAGS.probe_epochs,
         )
         return {"command": command, "step": trained.step, **report}
     if command == "text_encoder":
