@@ -32,6 +32,7 @@ Reference:
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
 import keras
@@ -52,6 +53,9 @@ from zoo.models.stackgan.networks import (
 from zoo.models.text_family import TextConditionedGAN, TextConfig
 
 PHASES = (1, 2)
+# AC-GAN's class-loss weight by default (`aux_weight` < 0) on labelled captions, in both stages
+# (bench figures in the module docstring).
+AUX_WEIGHT = 2.0
 
 
 @dataclasses.dataclass
@@ -91,6 +95,12 @@ class StackGANConfig(TextConfig, GANConfig):
     residual_blocks: int = 2
     sync_batchnorm: bool = False
 
+    # Runs saved before the auxiliary classifier had none (their Ds have no class head).
+    absent_from_old_runs: typing.ClassVar[dict[str, Any]] = {
+        **GANConfig.absent_from_old_runs,
+        "aux_weight": 0.0,
+    }
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.stage not in PHASES:
@@ -109,6 +119,7 @@ class StackGAN(TextConditionedGAN):
     `stage2_discriminator` Stage-II's; `config.stage` says which pair trains."""
 
     config_class = StackGANConfig
+    default_aux_weight = AUX_WEIGHT
     tracker_names = ("d_loss", "g_loss", "kl_loss", "real_logit", "fake_logit")
 
     def __init__(self, config: StackGANConfig, *, seed: int = 0, **kwargs: Any) -> None:
@@ -132,6 +143,7 @@ class StackGAN(TextConditionedGAN):
             filters=c.stage2_discriminator_filters,
             spectral_norm=c.spectral_norm,
             sync_batchnorm=c.sync_batchnorm,
+            num_classes=self.head_classes(c),
         )
         # Generator steps of the phase-1 checkpoint Stage-I came from (0 in phase 1): with the
         # phase's own steps, the total that versions an export.
@@ -171,7 +183,13 @@ class StackGAN(TextConditionedGAN):
             filters=c.stage1_discriminator_filters,
             spectral_norm=c.spectral_norm,
             sync_batchnorm=c.sync_batchnorm,
+            num_classes=self.head_classes(c),
         )
+
+    @classmethod
+    def head_classes(cls, config: StackGANConfig) -> int:
+        """Classes of the Ds' AC-GAN heads (0: no head, aux_weight off)."""
+        return len(config.class_names) if cls.resolve_aux_weight(config) else 0
 
     @property
     def stage1_generator(self) -> keras.Model:
@@ -213,6 +231,10 @@ class StackGAN(TextConditionedGAN):
         return [*self.trained_discriminator.trainable_variables, *self.text_encoder_variables]
 
     @property
+    def text_discriminator(self) -> keras.Model:
+        return self.trained_discriminator
+
+    @property
     def data_shape(self) -> tuple[int, ...]:
         c = self.config
         return (*[training_image_size(c)] * 2, c.channels)
@@ -222,7 +244,8 @@ class StackGAN(TextConditionedGAN):
     ) -> tf.Tensor:
         if condition is None:
             raise ValueError("stackgan's discriminators need φ(t) (condition=)")
-        return self.trained_discriminator([x, condition], training=training)
+        outputs = self.trained_discriminator([x, condition], training=training)
+        return outputs[0] if self.aux_weight else outputs
 
     # -- the game ---------------------------------------------------------------------------
     def epsilon(self, batch_size: tf.Tensor | int) -> tf.Tensor:
@@ -243,25 +266,33 @@ class StackGAN(TextConditionedGAN):
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         parts = self.text_batches(data)
         batch_size = tf.shape(parts[0][0])[0]
-        for images, text, mismatched, _ in parts[:-1]:
+        for images, text, mismatched, labels in parts[:-1]:
             fake, _, _ = self.stage_fake(self.noise(batch_size), self.encode(text))
-            self.text_discriminator_update(images, fake, text, mismatched)
-        images, text, mismatched, _ = parts[-1]
+            self.text_discriminator_update(images, fake, text, mismatched, labels)
+        images, text, mismatched, labels = parts[-1]
         h = tf.stop_gradient(self.encode(text))
-        # 1. G's forward pass (with its CA) on G's tape; 2. D's matching-aware update;
-        # 3. G's adversarial loss through the updated D plus λ·KL of the CA's Gaussian.
+        # 1. G's forward pass (with its CA) on G's tape; 2. D's matching-aware update (plus
+        # the class head's loss on the real batch); 3. G's adversarial loss through the updated
+        # D, plus λ·KL of the CA's Gaussian and the class head's loss on G's images.
         tape = tf.GradientTape()
         with tape:
             fake, mu, log_var = self.stage_fake(self.noise(batch_size), h)
-        logs = self.text_discriminator_update(images, fake, text, mismatched)
+        logs = self.text_discriminator_update(images, fake, text, mismatched, labels)
         with tape:
-            fake_logits = self.adversarial_logits(fake, h)
+            fake_logits, class_logits = self.generator_logits(fake, h)
             g_loss = losses.global_batch_mean(self.loss_spec.generator(fake_logits))
             kl = losses.global_batch_mean(losses.kl_divergence(mu, log_var))
             g_loss += self.config.kl_weight * kl
+            if self.aux_weight:
+                class_loss = losses.global_batch_mean(
+                    losses.auxiliary_classifier_loss(class_logits, labels)
+                )
+                g_loss += self.aux_weight * class_loss
         self.apply_update(self.g_optimizer, tape, g_loss, self.generator_variables)
         logs["g_loss"] = replica_mean(g_loss)
         logs["kl_loss"] = replica_mean(kl)
+        if self.aux_weight:
+            logs["g_class_loss"] = replica_mean(class_loss)
         return self.finish_step(logs)
 
     # -- sampling ----------------------------------------------------------------
