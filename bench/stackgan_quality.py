@@ -73,9 +73,12 @@ def main(argv: list[str]) -> None:
     from zoo.eval.classifier import FeatureExtractor
     from zoo.eval.metrics import frechet_distance_from_activations
 
-    model_dir = os.path.join(
-        FLAGS.work_dir, f"stackgan_{FLAGS.stage1_steps}_{FLAGS.stage2_steps}x{FLAGS.batch_size}"
-    )
+    # One directory per budget and set of overrides (a run directory refuses another config).
+    parts = [
+        f"stackgan_{FLAGS.stage1_steps}_{FLAGS.stage2_steps}x{FLAGS.batch_size}",
+        *(o.replace("=", "-").replace(os.sep, "-") for o in FLAGS.config),
+    ]
+    model_dir = os.path.join(FLAGS.work_dir, "_".join(parts))
     seconds = {1: _train(model_dir, 1, FLAGS.stage1_steps)}
     seconds[2] = _train(model_dir, 2, FLAGS.stage2_steps)
     trained = zoo_run.load_trained(model_dir)

@@ -272,8 +272,7 @@ def tiny_model(stage: int = 1, **changes):
         text_units=8,
         vocabulary=VOCABULARY,
         max_length=6,
-        class_names=NAMES,
-        **changes,
+        **{"class_names": NAMES, **changes},
     )
     return StackGAN(config, seed=3)
 
