@@ -75,7 +75,6 @@ def _conv(filters: int, kernel: int, strides: int = 1, **kwargs) -> keras.layers
     )
 
 
-
 def _up_block(x: keras.KerasTensor, filters: int, sync_batchnorm: bool) -> keras.KerasTensor:
     """Nearest-neighbour ×2, 3×3 conv, BN, ReLU (StackGAN's `upBlock`)."""
     x = NearestUpsampling2D(2)(x)
@@ -309,9 +308,7 @@ def build_matching_discriminator(
     if num_classes:
         # class_head reads the number of classes and spectral_norm off a config.
         head = types.SimpleNamespace(class_names=range(num_classes), spectral_norm=spectral_norm)
-        return keras.Model(
-            [images, embedding], [logits, class_head(features, head)], name=name
-        )
+        return keras.Model([images, embedding], [logits, class_head(features, head)], name=name)
     return keras.Model([images, embedding], logits, name=name)
 
 
