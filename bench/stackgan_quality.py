@@ -10,7 +10,11 @@ attribute words) and prints, for Stage-I and for Stage-II images of the same cap
 - the zoo classifier's accuracy on the intended class (`zoo.eval.classifier`);
 - the Fréchet distance in that classifier's features against real test images, everything at
   the high resolution (real images and Stage-I images resized to `image_size`, so both stages
-  are scored at the same size).
+  are scored at the same size);
+- within-class recall (Kynkäänniemi et al. 2019, k = 3, in the same features): for each class,
+  the fraction of its real test images inside the manifold of the samples drawn from captions
+  naming it, averaged over the classes (AC-GAN's known cost is diversity within a class, which
+  class accuracy cannot see).
 
 The last line holds the headline figures as `key=value`.
 """
@@ -71,11 +75,14 @@ def main(argv: list[str]) -> None:
     from zoo.core.images import save_png
     from zoo.data.dataset import load_arrays
     from zoo.eval.classifier import FeatureExtractor
-    from zoo.eval.metrics import frechet_distance_from_activations
+    from zoo.eval.metrics import frechet_distance_from_activations, precision_recall_knn
 
-    model_dir = os.path.join(
-        FLAGS.work_dir, f"stackgan_{FLAGS.stage1_steps}_{FLAGS.stage2_steps}x{FLAGS.batch_size}"
-    )
+    # One directory per budget and set of overrides (a run directory refuses another config).
+    parts = [
+        f"stackgan_{FLAGS.stage1_steps}_{FLAGS.stage2_steps}x{FLAGS.batch_size}",
+        *(o.replace("=", "-").replace(os.sep, "-") for o in FLAGS.config),
+    ]
+    model_dir = os.path.join(FLAGS.work_dir, "_".join(parts))
     seconds = {1: _train(model_dir, 1, FLAGS.stage1_steps)}
     seconds[2] = _train(model_dir, 2, FLAGS.stage2_steps)
     trained = zoo_run.load_trained(model_dir)
@@ -94,7 +101,7 @@ def main(argv: list[str]) -> None:
             tf.image.resize(np.concatenate(stages["stage1_images"]), (size, size), "bilinear")
         ),
     }
-    real, _, _ = load_arrays("fashion_mnist", split="test")
+    real, real_labels, _ = load_arrays("fashion_mnist", split="test")
     real = np.asarray(
         tf.image.resize(real.astype("float32") / 127.5 - 1.0, (size, size), "bilinear")
     )
@@ -107,12 +114,24 @@ def main(argv: list[str]) -> None:
             np.mean(np.argmax(probabilities, axis=1) == inputs["label"])
         )
         figures[f"{name}_fd"] = frechet_distance_from_activations(features, real_features)
+        classes = np.unique(inputs["label"])
+        figures[f"{name}_class_recall"] = float(
+            np.mean(
+                [
+                    precision_recall_knn(
+                        real_features[real_labels == k], features[inputs["label"] == k]
+                    )["recall"]
+                    for k in classes
+                ]
+            )
+        )
     picture = os.path.join(model_dir, "quality_samples.png")
     save_png(trained.task.sample_picture(model, 60, trained.run_config), picture)
     for stage in ("stage1", "stage2"):
         print(
             f"{stage}: class_accuracy={figures[f'{stage}_class_accuracy']:.4f} "
             f"fd@{size}px={figures[f'{stage}_fd']:.4g} "
+            f"class_recall={figures[f'{stage}_class_recall']:.4f} "
             f"train_s={seconds[1 if stage == 'stage1' else 2]:.0f}",
             flush=True,
         )

@@ -272,8 +272,7 @@ def tiny_model(stage: int = 1, **changes):
         text_units=8,
         vocabulary=VOCABULARY,
         max_length=6,
-        class_names=NAMES,
-        **changes,
+        **{"class_names": NAMES, **changes},
     )
     return StackGAN(config, seed=3)
 
@@ -283,7 +282,8 @@ def text_batch(model, side: int, size: int = 4):
     images = tf.random.stateless_uniform((size, side, side, 1), seed=(1, 2), minval=-1, maxval=1)
     text = tf.constant(tokenize(["a dark sandal", "a light sneaker", "a bag", "a sandal"][:size]))
     wrong = tf.constant(tokenize(["a bag", "a dark bag", "a sneaker", "a light bag"][:size]))
-    return images, text, wrong
+    labels = tf.constant([0, 1, 2, 0][:size], tf.int32)  # the captions' classes in NAMES
+    return images, text, wrong, labels
 
 
 def make_kl_visible(model) -> None:
@@ -593,3 +593,125 @@ def test_phase_two_under_mirrored_and_mixed_float16(tmp_path):
     assert saved["stages"]["2"]["run"]["mixed_precision"] == "mixed_float16"
     assert saved["stages"]["2"]["run"]["strategy"] == "mirrored"
     assert (tmp_path / "stage2" / "samples" / "latest.png").exists()
+
+
+# -- AC-GAN's class head (aux_weight) ---------------------------------------------------------
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _cross_entropy(class_logits, labels):
+    c = np.asarray(class_logits, np.float64)
+    return np.mean(np.log(np.exp(c).sum(1)) - c[np.arange(len(labels)), labels])
+
+
+class _Recorder:
+    """Stands in for `apply_update`: records each player's loss and changes no weight."""
+
+    def __init__(self):
+        self.losses = []
+
+    def __call__(self, optimizer, tape, loss, variables):
+        self.losses.append(float(loss))
+
+
+class _ImageSpy:
+    """Records the images a generator makes (eager steps), and runs the real generator."""
+
+    def __init__(self, generator):
+        self.generator, self.images = generator, []
+
+    def __call__(self, inputs, training=False):
+        out = self.generator(inputs, training=training)
+        self.images.append(out["images"])
+        return out
+
+    @property
+    def trainable_variables(self):
+        return self.generator.trainable_variables
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_class_head_terms_enter_both_losses_of_the_trained_stage_by_hand(stage):
+    model = tiny_model(stage)
+    assert model.aux_weight == 2.0  # the default on labelled captions
+    model.compile(train_steps=1, run_eagerly=True)
+    images, text, wrong, labels = text_batch(model, 16 if stage == 1 else 32)
+    name = "generator" if stage == 1 else "stage2_generator"
+    recorder, spy = _Recorder(), _ImageSpy(getattr(model, name))
+    object.__setattr__(model, "apply_update", recorder)
+    object.__setattr__(model, name, spy)
+    logs = model.train_step((images, text, wrong, labels))
+    d_loss, g_loss = recorder.losses
+    (fake,) = spy.images
+    d = model.trained_discriminator
+    h, h_wrong = model.encode(text), model.encode(wrong)
+    real_logits, real_classes = d([images, h], training=True)
+    fake_logits, fake_classes = d([fake, h], training=True)
+    wrong_logits, _ = d([images, h_wrong], training=True)
+    r, f, w = (np.asarray(t, np.float64)[:, 0] for t in (real_logits, fake_logits, wrong_logits))
+    d_class = _cross_entropy(real_classes, labels.numpy())
+    g_class = _cross_entropy(fake_classes, labels.numpy())
+    adversarial = np.mean(_softplus(-r) + 0.5 * (_softplus(f) + _softplus(w)))
+    np.testing.assert_allclose(d_loss, adversarial + 2.0 * d_class, rtol=1e-5)
+    kl = float(logs["kl_loss"])
+    np.testing.assert_allclose(g_loss, np.mean(_softplus(-f)) + kl + 2.0 * g_class, rtol=1e-5)
+    np.testing.assert_allclose(float(logs["d_class_loss"]), d_class, rtol=1e-5)
+    np.testing.assert_allclose(float(logs["g_class_loss"]), g_class, rtol=1e-5)
+    assert g_class > 0.5 and d_class > 0.5  # an untrained head: the terms are not negligible
+
+
+def test_class_heads_read_the_image_not_the_text_and_only_the_trained_d_is_used():
+    model = tiny_model(2)
+    for d, side in ((model.stage1_discriminator, 16), (model.stage2_discriminator, 32)):
+        images, text, wrong, _ = text_batch(model, side)
+        logits, classes = d([images, model.encode(text)], training=False)
+        _, classes_wrong = d([images, model.encode(wrong)], training=False)
+        assert logits.shape == (4, 1) and classes.shape == (4, 3)
+        assert classes.dtype == tf.float32 and logits.dtype == tf.float32
+        np.testing.assert_array_equal(classes, classes_wrong)
+    assert model.text_discriminator is model.stage2_discriminator
+    assert model.discriminate(images, False, condition=model.encode(text)).shape == (4, 1)
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_aux_weight_zero_is_the_step_without_a_head(stage):
+    """Off, the Ds have one output and the step's losses are those of a model built without the
+    head (the same weights, the same draws)."""
+    off = tiny_model(stage, aux_weight=0.0)
+    assert off.aux_weight == 0.0 and "g_class_loss" not in off.trackers
+    assert len(off.stage1_discriminator.outputs) == len(off.stage2_discriminator.outputs) == 1
+    on = tiny_model(stage)
+    for name in ("generator", "stage2_generator", "text_encoder"):
+        for a, b in zip(getattr(off, name).weights, getattr(on, name).weights, strict=True):
+            b.assign(a)
+    for name in ("stage1_discriminator", "stage2_discriminator"):  # the head's weights aside
+        head = {id(v) for v in getattr(on, name).get_layer("class_logits").weights}
+        shared = [v for v in getattr(on, name).weights if id(v) not in head]
+        for a, b in zip(getattr(off, name).weights, shared, strict=True):
+            b.assign(a)
+    data = text_batch(off, 16 if stage == 1 else 32)
+    off.compile(train_steps=1)
+    on.compile(train_steps=1)
+    logs_off, logs_on = off.train_step(data), on.train_step(data)
+    for key in ("real_logit", "fake_logit", "kl_loss"):  # same D (before its update), same G
+        assert float(logs_off[key]) == pytest.approx(float(logs_on[key]), rel=1e-6), key
+    assert float(logs_on["d_loss"]) > float(logs_off["d_loss"])  # plus 2 × the class loss
+
+
+def test_class_head_off_for_old_runs_and_unlabelled_data():
+    from zoo.core.config import config_from_dict, config_to_dict
+    from zoo.models.stackgan import StackGAN, StackGANConfig
+
+    # A run saved before the class head (no aux_weight in its config.json) loads without one.
+    saved = config_to_dict(tiny_model(2).config)
+    del saved["aux_weight"]
+    old = StackGAN(config_from_dict(StackGANConfig, saved), seed=3)
+    assert old.config.aux_weight == 0.0 and old.aux_weight == 0.0
+    assert len(old.stage2_discriminator.outputs) == 1
+    assert tiny_model(1, aux_weight=0.5).aux_weight == 0.5
+    assert tiny_model(1, class_names=()).aux_weight == 0.0
+    with pytest.raises(UsageError, match="aux_weight > 0 needs labelled data"):
+        tiny_model(1, class_names=(), aux_weight=0.5)
+    with pytest.raises(ValueError, match="needs labels"):
+        tiny_model(1).train_step(text_batch(tiny_model(1), 16)[:3])

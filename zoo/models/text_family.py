@@ -180,6 +180,11 @@ class TextConditionedGAN(GAN):
         """D's weights, and the text encoder's when it is fine-tuned (with D's loss)."""
         return [*self.discriminator.trainable_variables, *self.text_encoder_variables]
 
+    @property
+    def text_discriminator(self) -> keras.Model:
+        """The D the step trains (StackGAN's phase 2: Stage-II's)."""
+        return self.discriminator
+
     def encode(self, text: tf.Tensor, training: bool = False) -> tf.Tensor:
         """φ(t) of a batch of token ids (captions) or the embeddings as they are."""
         if self.text_encoder is None:
@@ -215,7 +220,7 @@ class TextConditionedGAN(GAN):
                 return self.discriminate_given(h)
 
             def discriminate(x: tf.Tensor) -> tf.Tensor:
-                logits, classes = self.discriminator([x, h], training=True)
+                logits, classes = self.text_discriminator([x, h], training=True)
                 class_logits.append(classes)
                 return logits
 
@@ -254,7 +259,7 @@ class TextConditionedGAN(GAN):
         x = self.diff_augment(fake)
         if not self.aux_weight:
             return self.discriminate(x, True, condition=h), None
-        logits, classes = self.discriminator([x, h], training=True)
+        logits, classes = self.text_discriminator([x, h], training=True)
         return logits, classes
 
     # -- sampling ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import types
 
 import keras
 
@@ -39,6 +40,7 @@ from zoo.core.layers import (
 )
 from zoo.errors import UsageError
 from zoo.models.stackgan.conditioning import ConditioningAugmentation
+from zoo.models.text_family import class_head
 
 # Sides an image may have (a power of two, down or up to the 4×4 map).
 STAGE1_SIZES = (16, 32, 64, 128, 256)
@@ -71,7 +73,6 @@ def _conv(filters: int, kernel: int, strides: int = 1, **kwargs) -> keras.layers
         kernel_initializer=dcgan_init(),
         **kwargs,
     )
-
 
 
 def _up_block(x: keras.KerasTensor, filters: int, sync_batchnorm: bool) -> keras.KerasTensor:
@@ -256,12 +257,16 @@ def build_matching_discriminator(
     filters: int,
     spectral_norm: bool = False,
     sync_batchnorm: bool = False,
+    num_classes: int = 0,
     name: str = "discriminator",
 ) -> keras.Model:
     """A matching-aware discriminator: ``[images, embedding]`` → float32 logits [B, 1].
 
     4×4 stride-2 convs down to 4×4 (see the module docstring), φ(t) compressed to
-    `condition_dim` and tiled over the map, then one logit per example.
+    `condition_dim` and tiled over the map, then one logit per example. With `num_classes`,
+    the outputs are ``[logits, class_logits]``: AC-GAN's class head
+    (`zoo.models.text_family.class_head`, float32 [B, num_classes]) on the 4×4 image features
+    before φ(t) joins them.
 
     Raises:
       UsageError: an unsupported image size or a non-positive size.
@@ -286,6 +291,7 @@ def build_matching_discriminator(
         x = maybe_spectral_norm(_conv(x.shape[-1] // 2, 3), spectral_norm)(x)
         x = batch_norm(sync_batchnorm)(x)
         x = keras.layers.LeakyReLU(0.2)(x)
+    features = x  # text-free: what the class head sees
     condition = maybe_spectral_norm(
         keras.layers.Dense(condition_dim, kernel_initializer=dcgan_init()), spectral_norm
     )(embedding)
@@ -299,6 +305,10 @@ def build_matching_discriminator(
         spectral_norm,
     )(x)
     logits = keras.layers.Flatten(dtype="float32")(logits)
+    if num_classes:
+        # class_head reads the number of classes and spectral_norm off a config.
+        head = types.SimpleNamespace(class_names=range(num_classes), spectral_norm=spectral_norm)
+        return keras.Model([images, embedding], [logits, class_head(features, head)], name=name)
     return keras.Model([images, embedding], logits, name=name)
 
 
