@@ -17,7 +17,9 @@ translation), then writes a picture of samples beside the run.
   0): FD, KID, IS, precision and recall of both, the ratio FD_zoo / FD_ref, and the smallest
   and largest fraction of the zoo's samples the zoo classifier puts in one class. `--nozoo`
   scores the reference alone (the yardstick without a zoo run); the last line names the zoo's
-  layout (`architecture`, see `zoo.models.dcgan`).
+  layout (`architecture`, see `zoo.models.dcgan`). A run with a generator average
+  (`ema_decay` > 0) is scored with it (as samples and export use it) and also with its last
+  step's weights (`raw_fd`).
 - `gan` on `ring8` / `grid25`: modes covered and the high-quality fraction, at the toy
   defaults of `zoo.models.gan.VECTOR_DEFAULTS` (options: `--pack`, `--loss`, `--config`).
 - `cyclegan`: translation accuracy, FD and cycle L1 error both ways, and a grid of rows
@@ -299,6 +301,13 @@ def main(argv: list[str]) -> None:
     print("zoo class fractions: " + " ".join(f"{f:.3f}" for f in fractions), flush=True)
     layout = "recipe" if getattr(model.config, "recipe_layout", False) else "paper"
     classes = f"class_min={min(fractions):.3f} class_max={max(fractions):.3f} layout={layout}"
+    if trained.weights == "ema":
+        # The scores above are the averaged G's (what samples and export use); the last
+        # step's weights, scored alike, say what the average is worth.
+        raw = zoo_run.load_trained(rc.model_dir, weights="raw").model
+        raw_metrics = task.evaluate(raw, evaluator, FLAGS.eval_samples, FLAGS.seed)
+        print(f"zoo {model_name} raw weights: {_figures(raw_metrics)}", flush=True)
+        classes += f" raw_fd={raw_metrics['fd']:.4g} ema_decay={model.ema.decay:g}"
     if not FLAGS.reference:
         print(
             f"{_figures(metrics, HEADLINE['dcgan'])} {classes} "
