@@ -12,6 +12,9 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.families import run_main
+from tests.models.class_head_helpers import Recorder as _Recorder
+from tests.models.class_head_helpers import cross_entropy as _cross_entropy
+from tests.models.class_head_helpers import softplus as _softplus
 from zoo import registry
 from zoo.core import losses
 from zoo.errors import UsageError
@@ -247,23 +250,6 @@ def test_precomputed_embeddings_train_and_export_from_embedding(tmp_path):
 
 
 # -- AC-GAN's class head (aux_weight) ---------------------------------------------------------
-def _softplus(x):
-    return np.logaddexp(0.0, x)
-
-
-def _cross_entropy(class_logits, labels):
-    c = np.asarray(class_logits, np.float64)
-    return np.mean(np.log(np.exp(c).sum(1)) - c[np.arange(len(labels)), labels])
-
-
-class _Recorder:
-    """Stands in for `apply_update`: records each player's loss and changes no weight."""
-
-    def __init__(self):
-        self.losses = []
-
-    def __call__(self, optimizer, tape, loss, variables):
-        self.losses.append(float(loss))
 
 
 class _OutputSpy(GeneratorSpy):

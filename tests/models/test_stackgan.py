@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.models.class_head_helpers import Recorder as _Recorder
+from tests.models.class_head_helpers import cross_entropy as _cross_entropy
+from tests.models.class_head_helpers import softplus as _softplus
 from zoo import registry
 from zoo.core.layers import NearestUpsampling2D
 from zoo.errors import UsageError
@@ -596,23 +599,6 @@ def test_phase_two_under_mirrored_and_mixed_float16(tmp_path):
 
 
 # -- AC-GAN's class head (aux_weight) ---------------------------------------------------------
-def _softplus(x):
-    return np.logaddexp(0.0, x)
-
-
-def _cross_entropy(class_logits, labels):
-    c = np.asarray(class_logits, np.float64)
-    return np.mean(np.log(np.exp(c).sum(1)) - c[np.arange(len(labels)), labels])
-
-
-class _Recorder:
-    """Stands in for `apply_update`: records each player's loss and changes no weight."""
-
-    def __init__(self):
-        self.losses = []
-
-    def __call__(self, optimizer, tape, loss, variables):
-        self.losses.append(float(loss))
 
 
 class _ImageSpy:
