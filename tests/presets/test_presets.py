@@ -342,7 +342,7 @@ def test_shipped_image_presets_check_metrics_recompute(check_cache):
         card = store.read_card(os.path.join(PACKAGE, name))
         if card.get("dataset") in ("ring8", "grid25"):
             continue  # toys: mode coverage, recomputed by their own test
-        assert card.get("check"), f"{name}: card has no check metrics (add_check)"
+        assert card.get("check"), f"{name}: no check metrics (zoo.presets evaluate)"
         got = check_metrics(store.load(name, root=PACKAGE), check_cache)
         want = card["check"]["metrics"]
         keys = _check_keys(want)
@@ -351,3 +351,20 @@ def test_shipped_image_presets_check_metrics_recompute(check_cache):
         assert not bad, f"{name}: recomputed vs card {bad}"
         checked.append(name)
     assert "cgan_fashion_mnist" in checked
+
+
+def test_evaluate_rewrites_the_card_from_the_stored_weights(presets_env, tmp_path):
+    from zoo.presets import store
+    from zoo.presets.build import evaluate_card
+
+    root = copy_root(presets_env, tmp_path / "root")
+    directory = root / TINY_NAME
+    want = store.read_card(str(directory))["metrics"]
+    card = json.loads((directory / "card.json").read_text())
+    card["metrics"] = {"modes_covered": -1}
+    (directory / "card.json").write_text(json.dumps(card))
+    _rewrite_manifest(directory)
+    got = evaluate_card(str(directory), str(tmp_path / "cache"), log=lambda message: None)
+    assert got["metrics"] == want and got["check"] is None  # a toy: no classifier
+    assert store.read_card(str(directory))["metrics"] == want
+    assert store.preset_dir(TINY_NAME, str(root)) == str(directory)  # manifest matches

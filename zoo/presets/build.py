@@ -130,6 +130,13 @@ def check_metrics(trained: Any, cache: str) -> dict[str, Any] | None:
     return {k: _number(v) for k, v in metrics.items()}
 
 
+def check_entry(check: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The card's `check`: the metrics with the sample count and classifier they came from."""
+    if check is None:
+        return None
+    return {"metrics": check, "samples": CHECK_SAMPLES, "classifier": CHECK_CLASSIFIER}
+
+
 def evaluate_card(directory: str, cache: str, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Recomputes the card's metrics (on its `eval_samples`, with the zoo classifier as `build`
     does) and its check (in the check classifier, trained into `cache` if it holds none) from
@@ -149,11 +156,7 @@ def evaluate_card(directory: str, cache: str, log: Callable[[str], None] = print
         card["headline"] = list(recipes.PRESETS[name].headline)
     log(f"check: {CHECK_SAMPLES} samples in a classifier of {CHECK_CLASSIFIER}")
     check = check_metrics(trained, cache)
-    card["check"] = (
-        None
-        if check is None
-        else {"metrics": check, "samples": CHECK_SAMPLES, "classifier": CHECK_CLASSIFIER}
-    )
+    card["check"] = check_entry(check)
     _write_card(directory, card)
     write_manifest(directory, name)
     return card
@@ -330,13 +333,9 @@ def build(
             "weights": {"dtype": preset.weights_dtype, "generator": shipped.weights, **stats},
         }
         log(f"check: {CHECK_SAMPLES} samples in a classifier of {CHECK_CLASSIFIER}")
-        check = check_metrics(shipped, os.path.join(work, "check_cache"))
+        check = check_entry(check_metrics(shipped, os.path.join(work, "check_cache")))
         if check is not None:
-            card["check"] = {
-                "metrics": check,
-                "samples": CHECK_SAMPLES,
-                "classifier": CHECK_CLASSIFIER,
-            }
+            card["check"] = check
         _write_card(staged, card)
         write_manifest(staged, name)
 
