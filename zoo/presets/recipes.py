@@ -68,6 +68,9 @@ def _flag(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+# The toys' budget (bench/quality.py's) and what their cards headline.
+TOY_RUN = {"train_steps": 8000, "batch_size": 256, "seed": 0, "deterministic": True}
+TOY_HEADLINE = ("modes_covered", "high_quality_fraction")
 IMAGE_HEADLINE = ("fd", "kid", "precision", "recall")
 CLASS_HEADLINE = ("class_accuracy", "fd")
 TEXT_HEADLINE = (
@@ -86,17 +89,17 @@ PRESETS: dict[str, Preset] = {
             "gan",
             "ring8",
             "vanilla GAN (MLPs) on 8 Gaussians in a ring, the toy defaults",
-            run={"train_steps": 8000, "batch_size": 256, "seed": 0, "deterministic": True},
+            run=TOY_RUN,
             eval_samples=10000,
-            headline=("modes_covered", "high_quality_fraction"),
+            headline=TOY_HEADLINE,
         ),
         Preset(
             "gan_grid25",
             "gan",
             "grid25",
             "vanilla GAN (MLPs) on a 5x5 grid of Gaussians, the toy defaults",
-            run={"train_steps": 8000, "batch_size": 256, "seed": 0, "deterministic": True},
-            headline=("modes_covered", "high_quality_fraction"),
+            run=TOY_RUN,
+            headline=TOY_HEADLINE,
         ),
         Preset(
             "dcgan_fashion_mnist",
