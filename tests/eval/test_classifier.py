@@ -35,7 +35,7 @@ def test_training_depends_on_its_seed_only_not_the_global_one(tmp_path, monkeypa
     """The presets' check metrics retrain a classifier in another process: the same seed must
     give the same weights whatever seeded TensorFlow before."""
     monkeypatch.setenv(classifier.CACHE_VARIABLE, str(tmp_path))
-    options = {"epochs": 2, "max_examples": 300, "verbose": 0}
+    options = {"epochs": 1, "max_examples": 300, "verbose": 0}
     keras.utils.set_random_seed(1)
     first, _ = classifier.train_classifier("fashion_mnist", **options)
     keras.utils.set_random_seed(2)

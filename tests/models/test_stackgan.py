@@ -565,16 +565,19 @@ def test_two_phases_train_resume_exactly_and_export_after_each(tmp_path):
 
 
 @pytest.mark.slow
-def test_phase_two_under_mirrored_and_mixed_float16(tmp_path):
-    """Phase 2 on two virtual devices in mixed_float16, on a phase 1 trained by default."""
+def test_phase_two_under_mirrored_and_mixed_float16(tmp_path_factory, tmp_path):
+    """Phase 2 on two virtual devices in mixed_float16, on a copy of the session's tiny phase 1
+    (`tests.shared_builds.tiny_run`: one device, mixed_float16)."""
     import json
     import math
+    import shutil
 
     from tests.families import run_main, tiny_flags
+    from tests.shared_builds import TINY_RUN_STEPS, tiny_run
 
-    common = [*tiny_flags("stackgan"), f"--model_dir={tmp_path}", "--batch_size=8"]
-    result = run_main([*common, "--stage=1", "--train_steps=2"])
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run(tmp_path_factory, "stackgan"), run_dir)
+    common = [*tiny_flags("stackgan"), f"--model_dir={run_dir}", "--batch_size=8"]
     result = run_main(
         [
             *common,
@@ -587,15 +590,14 @@ def test_phase_two_under_mirrored_and_mixed_float16(tmp_path):
         ]
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = [
-        json.loads(x) for x in (tmp_path / "stage2" / "metrics.jsonl").read_text().splitlines()
-    ]
+    lines = [json.loads(x) for x in (run_dir / "stage2" / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [2]
     assert all(math.isfinite(v) for k, v in lines[0].items() if k.endswith("loss"))
-    saved = json.loads((tmp_path / "config.json").read_text())
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["stages"]["1"]["run"]["train_steps"] == TINY_RUN_STEPS
     assert saved["stages"]["2"]["run"]["mixed_precision"] == "mixed_float16"
     assert saved["stages"]["2"]["run"]["strategy"] == "mirrored"
-    assert (tmp_path / "stage2" / "samples" / "latest.png").exists()
+    assert (run_dir / "stage2" / "samples" / "latest.png").exists()
 
 
 # -- AC-GAN's class head (aux_weight) ---------------------------------------------------------
