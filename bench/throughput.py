@@ -159,9 +159,7 @@ def measure(
             )
         )
         if task.phases:  # the next phase starts from this one's checkpoint
-            RunCheckpoint(
-                checkpoint_dir(work, phase), model.checkpoint_items(), chief=True
-            ).save()
+            RunCheckpoint(checkpoint_dir(work, phase), model.checkpoint_items(), chief=True).save()
     return results
 
 

@@ -115,9 +115,7 @@ def open_tfds(
             f"machine with network (tfds build {name}) or pass --data_dir=DIR holding it"
         ) from e
     except (ValueError, KeyError) as e:
-        raise UsageError(
-            f"bad split {split!r} for TFDS dataset {name!r}: {first_line(e)}"
-        ) from e
+        raise UsageError(f"bad split {split!r} for TFDS dataset {name!r}: {first_line(e)}") from e
 
     def select(example):
         out = {"image": example["image"]}
