@@ -50,6 +50,7 @@ def test_registered_with_the_paper_defaults():
 def test_small_gray_datasets_get_the_measured_defaults(dataset):
     c = TASK.default_config(dataset)
     assert (c.image_size, c.channels, c.generator_filters, c.identity_weight) == (32, 1, 32, 0)
+    assert c.discriminator_filters == 32
     paper = CycleGANConfig()
     assert (c.residual_blocks, c.cycle_weight, c.pool_size, c.upsample) == (
         paper.residual_blocks,
@@ -70,9 +71,16 @@ def test_small_gray_default_trains_on_the_images_as_they_are():
 
 def test_old_small_gray_runs_keep_their_jitter_and_flip():
     # A run made before jitter and flip were switched off wrote them (True) in its config.json.
-    old = {**config_to_dict(TASK.default_config("fashion_mnist")), "jitter": True, "flip": True}
+    # Older still: 64 discriminator filters (their config.json writes every field).
+    old = {
+        **config_to_dict(TASK.default_config("fashion_mnist")),
+        "jitter": True,
+        "flip": True,
+        "discriminator_filters": 64,
+    }
     restored = config_from_dict(CycleGANConfig, old)
     assert restored.jitter and restored.flip and jitter_size(restored) == 36
+    assert restored.discriminator_filters == 64
 
 
 @pytest.mark.parametrize("dataset", ["folder:/data/horse2zebra", "tfds:cycle_gan/horse2zebra"])
