@@ -141,9 +141,12 @@ PRESETS: dict[str, Preset] = {
             "cyclegan_sandal_sneaker",
             "cyclegan",
             "fashion_mnist",
-            "CycleGAN sandal <-> sneaker on Fashion-MNIST, 32 px grayscale",
+            "CycleGAN sandal <-> sneaker on Fashion-MNIST, 32 px grayscale, narrower PatchGANs",
+            # discriminator_filters=32: a quarter of the default PatchGANs' weights, so that the
+            # four networks fit in ~11 MB of float16 (5.3 M values; 9.4 M with 64 filters).
+            config=("discriminator_filters=32",),
             run={
-                "train_steps": 3000,
+                "train_steps": 6000,
                 "batch_size": 4,
                 "seed": 0,
                 "domain_a": "sandal",
@@ -152,8 +155,9 @@ PRESETS: dict[str, Preset] = {
             eval_samples=1000,
             headline=(
                 "a_to_b_translation_accuracy",
-                "a_to_b_cycle_error",
                 "b_to_a_translation_accuracy",
+                "a_to_b_cycle_error",
+                "b_to_a_cycle_error",
             ),
         ),
     )
