@@ -332,12 +332,13 @@ def check_cache(tmp_path_factory):
 
 
 def _shipped_image_presets() -> list[str]:
+    from zoo.data.toys import TOY_NAMES
     from zoo.presets import store
 
     return [
         n
         for n in _shipped()
-        if store.read_card(os.path.join(PACKAGE, n)).get("dataset") not in ("ring8", "grid25")
+        if store.read_card(os.path.join(PACKAGE, n)).get("dataset") not in TOY_NAMES
     ]  # the toys' mode coverage is recomputed by their own test
 
 
