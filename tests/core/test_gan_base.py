@@ -159,6 +159,38 @@ print(finite, same, float(model.d_optimizer.dynamic_scale.numpy()),
     assert result.stdout.split() == ["0.0", "True", "1.0", "1.0"]
 
 
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
+def test_one_replicas_non_finite_gradients_skip_the_step_on_every_replica(precision):
+    """Replica 0's half of the batch is good, replica 1's is NaN: the summed gradients are not
+    finite, so nothing is applied anywhere (Keras' `LossScaleOptimizer` asks replica 0 alone)."""
+    code = f"""
+import numpy as np, tensorflow as tf
+from zoo.core import distribute
+strategy = distribute.build_strategy("mirrored", num_virtual_devices=2)
+distribute.set_precision({precision!r})
+from zoo import registry
+from zoo.core.config import apply_overrides
+family = registry.get("gan")
+config = apply_overrides(family.config_class(), ["data_dim=2", "discriminator_units=8"])
+with strategy.scope():
+    model = family.build_model(config, seed=0)
+    model.compile(train_steps=10)
+before = [np.array(v) for v in model.discriminator.weights]
+scale = float(model.d_optimizer.dynamic_scale.numpy())
+batch = np.ones((8, 2), np.float32)
+batch[4:] = np.nan  # the second replica's examples (fit splits a dataset's batch in order)
+model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
+finite = all(np.isfinite(np.array(v)).all() for v in model.discriminator.weights)
+same = all(np.array_equal(a, np.array(b)) for a, b in zip(before, model.discriminator.weights))
+print(finite, same, float(model.d_optimizer.dynamic_scale.numpy()) / scale,
+      int(model.d_optimizer.inner_optimizer.iterations.numpy()))
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    halved = "0.5" if precision == "mixed_float16" else "1.0"
+    assert result.stdout.split() == ["True", "True", halved, "0"]
+
+
 def _optimizer_state(optimizer):
     return {v.path: np.array(v) for v in optimizer.variables}
 
