@@ -23,9 +23,15 @@ import pytest
 
 from tests.families import run_main, tiny_flags
 
-# Steps and batch of the shared tiny runs (`tiny_run`).
-TINY_RUN_STEPS = 3
+# Steps and batch of the shared tiny runs (`tiny_run`), and how often they sample and log (they
+# checkpoint at the end only: the export tests damage that one checkpoint).
+TINY_RUN_STEPS = 4
 TINY_RUN_BATCH = 8
+TINY_RUN_EVERY = 2
+# The shared tiny runs train under `mirrored` on two virtual CPU devices: the same driver and
+# run directory as the default strategy plus the strategy's own paths (tests/test_smoke.py
+# checks what they wrote).
+TINY_RUN_STRATEGY = ["--strategy=mirrored", "--num_virtual_devices=2"]
 
 
 def session_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
@@ -64,24 +70,36 @@ def build_in(root: pathlib.Path, name: str, build: Callable[[pathlib.Path], None
     return directory
 
 
+def tiny_run_stdout(run_dir: pathlib.Path) -> str:
+    """What `train_main.py` printed while training the tiny run in `run_dir`."""
+    return (run_dir.parent / f"{run_dir.name}.stdout").read_text()
+
+
 def tiny_run(
     tmp_path_factory: pytest.TempPathFactory, family: str, precision: str = "mixed_float16"
 ) -> pathlib.Path:
-    """The run directory of `family`'s tiny run (`tests.families.TINY`), trained for
-    TINY_RUN_STEPS steps of TINY_RUN_BATCH under `precision`, once per session for all workers
-    (the export tests and tests/test_smoke.py read the same runs)."""
+    """The run directory of `family`'s tiny run (`tests.families.TINY`), trained by
+    `train_main.py` for TINY_RUN_STEPS steps of TINY_RUN_BATCH under `precision` and
+    TINY_RUN_STRATEGY, once per session for all workers (the export, smoke and demo tests read
+    the same runs; `tiny_run_stdout` gives what the run printed)."""
 
     def build(run_dir: pathlib.Path) -> None:
+        every = TINY_RUN_EVERY
         result = run_main(
             [
                 *tiny_flags(family),
                 f"--model_dir={run_dir}",
                 f"--train_steps={TINY_RUN_STEPS}",
                 f"--batch_size={TINY_RUN_BATCH}",
+                "--checkpoint_every=0",
+                f"--sample_every={every}",
+                f"--log_every={every}",
                 f"--mixed_precision={precision}",
+                *TINY_RUN_STRATEGY,
             ]
         )
         assert result.returncode == 0, result.stderr[-3000:]
+        (run_dir.parent / f"{run_dir.name}.stdout").write_text(result.stdout)
 
     name = f"run-{family}" if precision == "mixed_float16" else f"run-{family}-{precision}"
     return build_once(tmp_path_factory, name, build)

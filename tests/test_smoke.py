@@ -1,84 +1,101 @@
 """Every registered family, end to end through `train_main.py`, on tiny settings.
 
-Each family trains a few steps under `mirrored` with two virtual CPU devices (one also under the
-default strategy and under `mixed_float16`); the run directory must hold everything SPEC promises,
-and the config JSON alone must rebuild a generator that reproduces the run's last samples.
+Each family's shared tiny run (`tests.shared_builds.tiny_run`: under `mirrored` on two virtual
+CPU devices, mixed_float16 for images) must hold everything SPEC promises, and so must a DCGAN
+trained here under the default strategy in float32 and in mixed_float16; the config JSON alone
+must rebuild a generator that reproduces each tiny run's last samples.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import pathlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.families import TINY, run_main, tiny_flags
-from tests.shared_builds import TINY_RUN_STEPS, tiny_run
+from tests.shared_builds import (
+    TINY_RUN_BATCH,
+    TINY_RUN_EVERY,
+    TINY_RUN_STEPS,
+    tiny_run,
+    tiny_run_stdout,
+)
 from zoo import registry
 
 TOY_DATASETS = ("ring8", "grid25", "gaussian1d")
-
-MODES = {
-    "default": [],
-    "mirrored": ["--strategy=mirrored", "--num_virtual_devices=2"],
-    "mixed_float16": ["--mixed_precision=mixed_float16"],
-}
 
 
 def test_every_family_is_covered():
     assert sorted(TINY) == registry.names()
 
 
-# Every family trains here under `mirrored`, which writes the same run directory through the
-# same driver as the default strategy plus the strategy's own paths. Under the default strategy
-# every family also trains through train_main.py in the session's tiny runs (mixed_float16;
-# test_saved_config_rebuilds_the_generator checks their samples) and in float32 through
-# zoo.train in tests/core/test_resume.py; here one family checks what the default strategy and
-# mixed_float16 record.
-CASES = [(f, "mirrored") for f in sorted(TINY)] + [("dcgan", "default"), ("dcgan", "mixed_float16")]
+def tiny_precision(family: str) -> str:
+    """The precision of the family's tiny run this file checks: float32 for the toys (as
+    test_saved_config_rebuilds_the_generator needs), mixed_float16 for images."""
+    return "float32" if TINY[family][0] in TOY_DATASETS else "mixed_float16"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("family", "mode"), CASES)
-def test_family_trains_end_to_end(family, mode, tmp_path):
-    model_dir = tmp_path / "run"
-    result = run_main(
-        [
-            *tiny_flags(family),
-            f"--model_dir={model_dir}",
-            "--train_steps=4",
-            "--batch_size=8",
-            "--checkpoint_every=2",
-            "--sample_every=2",
-            "--log_every=2",
-            *MODES[mode],
-        ]
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"done: 4 steps in {model_dir}" in result.stdout
-
+def check_run_directory(
+    model_dir: pathlib.Path, stdout: str, family: str, precision: str, checkpoints: list[int]
+):
+    """What SPEC promises a finished run of TINY_RUN_STEPS steps holds: its config, the
+    `checkpoints` steps, samples and metrics every TINY_RUN_EVERY steps, TensorBoard events."""
+    steps, every = TINY_RUN_STEPS, TINY_RUN_EVERY
+    assert f"done: {steps} steps in {model_dir}" in stdout
     saved = json.loads((model_dir / "config.json").read_text())
     assert saved["model"] == family
-    assert saved["run"]["train_steps"] == 4
-    assert saved["run"]["mixed_precision"] == (
-        "mixed_float16" if mode == "mixed_float16" else "float32"
-    )
+    assert saved["run"]["train_steps"] == steps
+    assert saved["run"]["mixed_precision"] == precision
+    marks = list(range(every, steps + 1, every))
     assert sorted(p.name for p in (model_dir / "checkpoints").glob("*.index")) == [
-        "ckpt-2.index",
-        "ckpt-4.index",
+        f"ckpt-{step}.index" for step in checkpoints
     ]
-    for name in ("step_00000002.png", "step_00000004.png", "latest.png"):
+    for name in [*(f"step_{step:08d}.png" for step in marks), "latest.png"]:
         picture = np.asarray(Image.open(model_dir / "samples" / name))
         assert picture.ndim == 3 and picture.shape[2] == 3 and min(picture.shape[:2]) >= 64
         assert picture.std() > 0  # not a blank canvas
     lines = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [line["step"] for line in lines] == [2, 4]
+    assert [line["step"] for line in lines] == marks
     for line in lines:
         for key in ("d_loss", "g_loss", "real_logit", "fake_logit"):
             assert math.isfinite(line[key]), (key, line)
     assert list((model_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_tiny_run_under_mirrored_holds_the_run_directory(family, tmp_path_factory):
+    precision = tiny_precision(family)
+    run_dir = tiny_run(tmp_path_factory, family, precision)
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["run"]["strategy"] == "mirrored" and saved["run"]["num_virtual_devices"] == 2
+    check_run_directory(run_dir, tiny_run_stdout(run_dir), family, precision, [TINY_RUN_STEPS])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
+def test_dcgan_under_the_default_strategy(precision, tmp_path):
+    model_dir = tmp_path / "run"
+    every = TINY_RUN_EVERY
+    result = run_main(
+        [
+            *tiny_flags("dcgan"),
+            f"--model_dir={model_dir}",
+            f"--train_steps={TINY_RUN_STEPS}",
+            f"--batch_size={TINY_RUN_BATCH}",
+            f"--checkpoint_every={every}",
+            f"--sample_every={every}",
+            f"--log_every={every}",
+            f"--mixed_precision={precision}",
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((model_dir / "config.json").read_text())["run"]["strategy"] == "default"
+    check_run_directory(model_dir, result.stdout, "dcgan", precision, [every, 2 * every])
 
 
 @pytest.mark.slow
@@ -90,13 +107,7 @@ def test_saved_config_rebuilds_the_generator(tmp_path_factory):
     # as float16 rounding moves points of a scatter plot by whole pixels. The runs are the
     # export tests' (`tiny_run`, built once per session).
     run_dirs = {
-        family: str(
-            tiny_run(
-                tmp_path_factory,
-                family,
-                "float32" if TINY[family][0] in TOY_DATASETS else "mixed_float16",
-            )
-        )
+        family: str(tiny_run(tmp_path_factory, family, tiny_precision(family)))
         for family in sorted(TINY)
     }
     code = f"""

@@ -135,7 +135,7 @@ def test_tflite_only_export_refuses_the_same_version(run_dir, tmp_path):
     export_lib.export(str(run_dir), str(out), formats=["float32"])
     assert listing(out) == [FAMILY, f"{FAMILY}.float32.tflite", f"{FAMILY}.json"]
     result = run_export(f"--model_dir={run_dir}", f"--export_dir={out}", "--formats=float32")
-    assert_usage_error(result.returncode, result.stderr, ["version 3", "--overwrite"])
+    assert_usage_error(result.returncode, result.stderr, [f"version {TRAIN_STEPS}", "--overwrite"])
 
 
 def test_operator_check_catches_flex_ops():
