@@ -144,6 +144,18 @@ def run_main(
     )
 
 
+def run_export(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs `python -m export ARGS` from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "export", *args],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def run_python(
     code: str, *, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.families import run_main, tiny_flags
+from tests.families import run_export, run_main, tiny_flags
 
 # Steps and batch of the shared tiny runs (`tiny_run`), and how often they sample and log (they
 # checkpoint at the end only: the export tests damage that one checkpoint).
@@ -103,3 +103,52 @@ def tiny_run(
 
     name = f"run-{family}" if precision == "mixed_float16" else f"run-{family}-{precision}"
     return build_once(tmp_path_factory, name, build)
+
+
+def tiny_export(tmp_path_factory: pytest.TempPathFactory, family: str) -> pathlib.Path:
+    """`family`'s tiny run (mixed_float16) exported in every format by `python -m export`, once
+    per session for all workers (the export and demo tests read it); the main's stdout is kept
+    beside it (`tiny_export_stdout`)."""
+
+    def build(export_dir: pathlib.Path) -> None:
+        result = run_export(
+            f"--model_dir={tiny_run(tmp_path_factory, family)}", f"--export_dir={export_dir}"
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        (export_dir.parent / f"{export_dir.name}.stdout").write_text(result.stdout)
+
+    return build_once(tmp_path_factory, f"export-{family}", build)
+
+
+def tiny_export_stdout(export_dir: pathlib.Path) -> str:
+    """What `python -m export` printed while writing the tiny export in `export_dir`."""
+    return (export_dir.parent / f"{export_dir.name}.stdout").read_text()
+
+
+# Phase-2 steps of the shared StackGAN phase-2 run (`tiny_stage2_run`).
+TINY_STAGE2_STEPS = 2
+
+
+def tiny_stage2_run(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """StackGAN's tiny run (phase 1, `tiny_run`) copied and trained TINY_STAGE2_STEPS steps of
+    phase 2 under TINY_RUN_STRATEGY in mixed_float16, once per session for all workers
+    (tests/models/test_stackgan.py checks it, the demo tests export it)."""
+
+    def build(run_dir: pathlib.Path) -> None:
+        shutil.rmtree(run_dir)
+        shutil.copytree(tiny_run(tmp_path_factory, "stackgan"), run_dir)
+        result = run_main(
+            [
+                *tiny_flags("stackgan"),
+                f"--model_dir={run_dir}",
+                f"--batch_size={TINY_RUN_BATCH}",
+                "--stage=2",
+                f"--train_steps={TINY_STAGE2_STEPS}",
+                f"--log_every={TINY_STAGE2_STEPS}",
+                "--mixed_precision=mixed_float16",
+                *TINY_RUN_STRATEGY,
+            ]
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return build_once(tmp_path_factory, "run-stackgan-stage2", build)

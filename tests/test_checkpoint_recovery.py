@@ -22,8 +22,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.export.conftest import run_export
-from tests.families import REPO, run_main, tiny_flags
+from tests.families import REPO, run_export, run_main, tiny_flags
 from tests.shared_builds import build_once
 from tests.test_cli import checkpoint_steps, latest_checkpoint_step
 from zoo.core.checkpoint import unreadable

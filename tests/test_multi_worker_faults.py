@@ -25,6 +25,9 @@ from tests.test_multi_worker import (
 # How long a worker may outlive one that failed or was signalled before the test kills it.
 LOST_WORKER_SECONDS = 60
 FLAGS = ["--log_every=1"]  # the chief prints every step: the tests signal after a given one
+# Steps of the SIGTERM'd run: it is signalled after step 3 and must stop well before its end
+# (a step takes ~0.8 s here), and the resumed run trains what is left.
+TERMINATED_RUN_STEPS = 16
 
 
 def signal_after_step(step: int, worker: int, signum: int, sent: list[float]) -> Watch:
@@ -52,7 +55,12 @@ def test_sigterm_to_one_worker_saves_the_same_step_on_both_and_the_same_command_
     sent: list[float] = []
     watch = signal_after_step(3, 1, signal.SIGTERM, sent)
     results = run_workers(
-        model_dir, 40, tmp_dirs, flags=FLAGS, watch=watch, outlive=LOST_WORKER_SECONDS
+        model_dir,
+        TERMINATED_RUN_STEPS,
+        tmp_dirs,
+        flags=FLAGS,
+        watch=watch,
+        outlive=LOST_WORKER_SECONDS,
     )
     assert sent, results
     stopped = []
@@ -63,14 +71,14 @@ def test_sigterm_to_one_worker_saves_the_same_step_on_both_and_the_same_command_
         stopped.append(int(line.split()[3].rstrip(";")))
     step = saved_step(model_dir)
     assert stopped == [step, step]
-    assert 3 <= step < 40
+    assert 3 <= step < TERMINATED_RUN_STEPS
 
-    results = run_workers(model_dir, 40, tmp_dirs, flags=FLAGS)
+    results = run_workers(model_dir, TERMINATED_RUN_STEPS, tmp_dirs, flags=FLAGS)
     assert_both_succeeded(results)
     for _, out, _, _ in results:
         assert f"resuming {model_dir} from step {step}" in out, out
-        assert out.splitlines()[-1] == f"done: 40 steps in {model_dir}", out
-    assert saved_step(model_dir) == 40
+        assert out.splitlines()[-1] == f"done: {TERMINATED_RUN_STEPS} steps in {model_dir}", out
+    assert saved_step(model_dir) == TERMINATED_RUN_STEPS
     assert os.listdir(tmp_dirs[1]) == []
 
 

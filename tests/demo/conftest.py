@@ -17,8 +17,8 @@ import sys
 
 import pytest
 
-from tests.families import REPO, TINY, run_python, tiny_flags
-from tests.shared_builds import build_once
+from tests.families import REPO, TINY, run_export
+from tests.shared_builds import build_once, tiny_export, tiny_stage2_run
 
 WEB_DIR = os.path.join(REPO, "demo", "web")
 REQUIRED = os.environ.get("GANZOO_REQUIRE_DEMO") == "1"
@@ -118,82 +118,30 @@ class DemoExport:
 
 
 FAMILIES = sorted(TINY)
-STAGED = "stackgan"  # trained in two phases; phase 2 adds Stage-II
-
-# One interpreter trains every family (1 step, through train_main's own main) and exports it
-# (export_lib, the library behind `python -m export`): one TensorFlow start-up instead of two per
-# family. A family that fails is reported in its own test; the others go on.
-_TRAIN_AND_EXPORT = """
-import json, sys, traceback
-from absl import flags
-import keras
-import train_main
-from export import export_lib
-status = {{}}
-for family, flag_list, run_dir, export_dir, formats in {jobs!r}:
-    try:
-        flags.FLAGS.unparse_flags()
-        argv = ["train_main", *flag_list]
-        flags.FLAGS(argv)
-        code = train_main.main(argv[:1])
-        if code:
-            raise RuntimeError(f"train_main exited with {{code}}")
-        export_lib.export(run_dir, export_dir, formats=formats)
-        status[family] = "ok"
-    except Exception:
-        status[family] = traceback.format_exc()[-3000:]
-    keras.backend.clear_session()
-print(json.dumps(status))
-"""
 
 
 @pytest.fixture(scope="session")
 def demo_export(tmp_path_factory):
-    """family -> a tiny run (1 step, batch 8) exported to TFLite float32 (dcgan: and float16).
+    """family -> the session's tiny export of its tiny run (`tests.shared_builds.tiny_export`:
+    every format, as `python -m export` writes it); "stackgan_stage2" is the StackGAN run after
+    phase 2 (`tiny_stage2_run`: both stages' images), exported to TFLite float32 here once per
+    session for all workers."""
 
-    Every family in `FAMILIES` is trained and exported on the first request, in one process, once
-    per session for all workers (`tests.shared_builds`); "stackgan_stage2" is the StackGAN run
-    after one step of phase 2 (both stages' images).
-    """
-
-    def build(root: pathlib.Path) -> None:
-        jobs = []
-        for family in FAMILIES:
-            run_dir, export_dir = root / f"run-{family}", root / f"export-{family}"
-            formats = ["float32", "float16"] if family == "dcgan" else ["float32"]
-            flags = [
-                *tiny_flags(family),
-                f"--model_dir={run_dir}",
-                "--train_steps=1",
-                "--batch_size=8",
-            ]
-            jobs.append((family, flags, str(run_dir), str(export_dir), formats))
-            if family == STAGED:  # then phase 2 in the same run: Stage-I and Stage-II images
-                export_dir = root / f"export-{family}-stage2"
-                jobs.append(
-                    (
-                        f"{family}_stage2",
-                        [*flags, "--stage=2"],
-                        str(run_dir),
-                        str(export_dir),
-                        formats,
-                    )
-                )
-        for _, _, run_dir, export_dir, _ in jobs:
-            os.makedirs(run_dir, exist_ok=True)
-            os.makedirs(export_dir, exist_ok=True)
-        result = run_python(_TRAIN_AND_EXPORT.format(jobs=jobs), timeout=900)
+    def build_stage2(export_dir: pathlib.Path) -> None:
+        run_dir = tiny_stage2_run(tmp_path_factory)
+        result = run_export(
+            f"--model_dir={run_dir}", f"--export_dir={export_dir}", "--formats=float32"
+        )
         assert result.returncode == 0, result.stderr[-3000:]
-        status = json.loads(result.stdout.strip().splitlines()[-1])
-        statuses = {key: status.get(key, "not run") for key, *_ in jobs}
-        (root / "status.json").write_text(json.dumps(statuses))
 
     def make(key: str) -> DemoExport:
-        root = build_once(tmp_path_factory, "demo", build)
-        status = json.loads((root / "status.json").read_text())[key]
-        assert status == "ok", f"{key} did not train or export:\n{status}"
-        family = key.removesuffix("_stage2")
-        directory = root / f"export-{key.replace('_stage2', '-stage2')}"
+        if key == "stackgan_stage2":
+            family, directory = (
+                "stackgan",
+                build_once(tmp_path_factory, "demo-stackgan-stage2", build_stage2),
+            )
+        else:
+            family, directory = key, tiny_export(tmp_path_factory, key)
         manifest = json.loads((directory / f"{family}.json").read_text())
         return DemoExport(family, directory, manifest)
 

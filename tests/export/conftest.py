@@ -1,7 +1,7 @@
 """Shared fixtures of the export tests: tiny runs trained in mixed_float16, and their exports.
 
-Every family in `tests.families.TINY` is trained once per session (3 steps, batch 8) and
-exported once through `python -m export`; the tests read what that wrote.
+Every family in `tests.families.TINY` is trained once per session (`tests.shared_builds.tiny_run`)
+and exported once through `python -m export` (`tiny_export`); the tests read what that wrote.
 """
 
 from __future__ import annotations
@@ -11,27 +11,13 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
-import sys
 
 import pytest
 
-from tests.families import REPO, TINY, subprocess_env
-from tests.shared_builds import TINY_RUN_STEPS, build_once, tiny_run
+from tests.families import TINY
+from tests.shared_builds import TINY_RUN_STEPS, tiny_export, tiny_export_stdout, tiny_run
 
 TRAIN_STEPS = TINY_RUN_STEPS
-
-
-def run_export(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Runs `python -m export ARGS` from the repository root."""
-    return subprocess.run(
-        [sys.executable, "-m", "export", *args],
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -53,17 +39,12 @@ class Exported:
 @pytest.fixture(scope="session")
 def export_tiny(train_tiny, tmp_path_factory):
     """family -> its tiny run exported in every format by the thin main (once per session for
-    all workers; the main's stdout is kept beside the export)."""
-
-    def build(export_dir: pathlib.Path, family: str) -> None:
-        result = run_export(f"--model_dir={train_tiny(family)}", f"--export_dir={export_dir}")
-        assert result.returncode == 0, result.stderr[-3000:]
-        (export_dir.parent / f"export-{family}.stdout").write_text(result.stdout)
+    all workers, `tests.shared_builds.tiny_export`; the main's stdout is kept beside it)."""
 
     def export(family: str) -> Exported:
-        export_dir = build_once(tmp_path_factory, f"export-{family}", lambda d: build(d, family))
-        stdout = (export_dir.parent / f"export-{family}.stdout").read_text()
+        export_dir = tiny_export(tmp_path_factory, family)
         manifest = json.loads((export_dir / f"{family}.json").read_text())
+        stdout = tiny_export_stdout(export_dir)
         return Exported(family, train_tiny(family), export_dir, stdout, manifest)
 
     return export

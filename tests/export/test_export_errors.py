@@ -14,7 +14,8 @@ import shutil
 import pytest
 
 from export import export_lib
-from tests.export.conftest import TRAIN_STEPS, listing, run_export
+from tests.export.conftest import TRAIN_STEPS, listing
+from tests.families import run_export
 from tests.test_cli import assert_usage_error
 
 pytestmark = pytest.mark.slow

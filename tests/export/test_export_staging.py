@@ -19,7 +19,8 @@ import time
 import pytest
 
 from export.staging import prefix as staging_prefix
-from tests.export.conftest import REPO, TRAIN_STEPS, listing, run_export
+from tests.export.conftest import TRAIN_STEPS, listing
+from tests.families import REPO, run_export
 from tests.test_cli import assert_usage_error
 from zoo.rundir import RunDirectoryLock, host_tag
 

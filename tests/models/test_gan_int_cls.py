@@ -235,7 +235,7 @@ def test_precomputed_embeddings_train_and_export_from_embedding(tmp_path):
     assert saved["text_input"] == "embeddings" and saved["embedding_dim"] == 24
     assert (run / "samples" / "latest.png").exists()
 
-    from tests.export.conftest import run_export
+    from tests.families import run_export
 
     out = tmp_path / "out"
     result = run_export(

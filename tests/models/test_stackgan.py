@@ -565,38 +565,23 @@ def test_two_phases_train_resume_exactly_and_export_after_each(tmp_path):
 
 
 @pytest.mark.slow
-def test_phase_two_under_mirrored_and_mixed_float16(tmp_path_factory, tmp_path):
-    """Phase 2 on two virtual devices in mixed_float16, on a copy of the session's tiny phase 1
-    (`tests.shared_builds.tiny_run`: one device, mixed_float16)."""
+def test_phase_two_under_mirrored_and_mixed_float16(tmp_path_factory):
+    """Phase 2 on two virtual devices in mixed_float16 after the session's tiny phase 1 (the
+    shared `tests.shared_builds.tiny_stage2_run`, which the demo tests export too)."""
     import json
     import math
-    import shutil
 
-    from tests.families import run_main, tiny_flags
-    from tests.shared_builds import TINY_RUN_STEPS, tiny_run
+    from tests.shared_builds import TINY_RUN_STEPS, TINY_STAGE2_STEPS, tiny_stage2_run
 
-    run_dir = tmp_path / "run"
-    shutil.copytree(tiny_run(tmp_path_factory, "stackgan"), run_dir)
-    common = [*tiny_flags("stackgan"), f"--model_dir={run_dir}", "--batch_size=8"]
-    result = run_main(
-        [
-            *common,
-            "--stage=2",
-            "--train_steps=2",
-            "--log_every=2",
-            "--strategy=mirrored",
-            "--num_virtual_devices=2",
-            "--mixed_precision=mixed_float16",
-        ]
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tiny_stage2_run(tmp_path_factory)
     lines = [json.loads(x) for x in (run_dir / "stage2" / "metrics.jsonl").read_text().splitlines()]
-    assert [line["step"] for line in lines] == [2]
+    assert [line["step"] for line in lines] == [TINY_STAGE2_STEPS]
     assert all(math.isfinite(v) for k, v in lines[0].items() if k.endswith("loss"))
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["stages"]["1"]["run"]["train_steps"] == TINY_RUN_STEPS
     assert saved["stages"]["2"]["run"]["mixed_precision"] == "mixed_float16"
     assert saved["stages"]["2"]["run"]["strategy"] == "mirrored"
+    assert saved["model_config"]["stage"] == 2
     assert (run_dir / "stage2" / "samples" / "latest.png").exists()
 
 
