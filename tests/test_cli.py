@@ -122,7 +122,7 @@ def test_flag_error_is_one_line(args, keywords, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def _image_folder(root: os.PathLike) -> str:
+def _image_folder(root: os.PathLike | str) -> str:
     """A folder of four 8x8 RGB PNGs."""
     rng = np.random.default_rng(0)
     os.makedirs(root, exist_ok=True)
@@ -193,19 +193,99 @@ BAD_INPUT = [
 ]
 
 
+def _substitute(args, keywords, env, tmp: str):
+    """The case with "{tmp}" replaced by `tmp`."""
+    return (
+        [a.replace("{tmp}", tmp) for a in args],
+        [k.replace("{tmp}", tmp) for k in keywords],
+        {k: v.replace("{tmp}", tmp) for k, v in env.items()},
+    )
+
+
+def _case_dirs(root) -> str:
+    """The directories and image folder the cases name under "{tmp}"."""
+    for sub in ("empty", "home", "keras", "tfds"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    _image_folder(os.path.join(root, "images"))
+    return str(root)
+
+
+# Cases that need no environment of their own run one after the other in one interpreter, each
+# through train_main's own flag parsing and `main`, with file descriptors 1 and 2 captured
+# (TensorFlow's C++ logging included): the same code path as a process of its own, one
+# TensorFlow start-up for all. Those left in a process of their own (below) show what only a
+# fresh process shows: no start-up chatter before the line, and the exit code.
+OWN_PROCESS = {"dataset", "wrong-type", "missing-data", "no-tf-config", "bad-tf-config"}
+
+_IN_PROCESS = """
+import json, os, sys, tempfile, time
+import tensorflow  # its start-up chatter before the first case
+from absl import flags
+import train_main
+
+def run(argv):
+    flags.FLAGS.unparse_flags()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        sys.stdout.flush(); sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
+        start = time.monotonic()
+        try:
+            try:
+                flags.FLAGS(argv)
+                code = train_main.main(argv[:1])
+            except SystemExit as exit:
+                code = exit.code
+            except Exception as exc:
+                code = f"{{type(exc).__name__}}: {{exc}}"
+        finally:
+            elapsed = time.monotonic() - start
+            sys.stdout.flush(); sys.stderr.flush()
+            os.dup2(saved[0], 1); os.dup2(saved[1], 2)
+        out.seek(0); err.seek(0)
+        return [code, out.read(), err.read(), elapsed]
+
+results = {{case: run(["train_main.py", *args]) for case, args in {cases!r}}}
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="session")
+def in_process_results(tmp_path_factory) -> dict:
+    """case id -> (code, stdout, stderr, seconds) of every BAD_INPUT case not in OWN_PROCESS,
+    run once per session for both workers (`tests.shared_builds.build_once`)."""
+    from tests.families import run_python
+    from tests.shared_builds import build_once
+
+    def build(root) -> None:
+        cases = []
+        for case in BAD_INPUT:
+            if case.id in OWN_PROCESS:
+                continue
+            args, _, _ = _substitute(*case.values, _case_dirs(root / case.id))
+            model_dir = root / case.id / "run"
+            cases.append((case.id, ["--train_steps=3", *args, f"--model_dir={model_dir}"]))
+        result = run_python(_IN_PROCESS.format(cases=cases), timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        (root / "results.json").write_text(result.stdout.strip().splitlines()[-1])
+
+    root = build_once(tmp_path_factory, "cli-bad-input", build)
+    return {"root": str(root), **json.loads((root / "results.json").read_text())}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("args", "keywords", "env"), BAD_INPUT)
-def test_bad_input_is_one_line(args, keywords, env, tmp_path, fast_fail_seconds):
-    tmp = str(tmp_path)
-    for sub in ("empty", "home", "keras", "tfds"):
-        (tmp_path / sub).mkdir()
-    _image_folder(tmp_path / "images")
-    args = [a.replace("{tmp}", tmp) for a in args]
-    env = {k: v.replace("{tmp}", tmp) for k, v in env.items()}
-    keywords = [k.replace("{tmp}", tmp) for k in keywords]
-    start = time.monotonic()
-    code, out, err = train("--train_steps=3", *args, f"--model_dir={tmp_path / 'run'}", env=env)
-    elapsed = time.monotonic() - start
+def test_bad_input_is_one_line(args, keywords, env, request, tmp_path, fast_fail_seconds):
+    case = request.node.callspec.id
+    if case not in OWN_PROCESS:
+        results = request.getfixturevalue("in_process_results")
+        _, keywords, _ = _substitute(args, keywords, env, os.path.join(results["root"], case))
+        code, out, err, elapsed = results[case]
+    else:
+        args, keywords, env = _substitute(args, keywords, env, _case_dirs(tmp_path))
+        start = time.monotonic()
+        code, out, err = train("--train_steps=3", *args, f"--model_dir={tmp_path / 'run'}", env=env)
+        elapsed = time.monotonic() - start
     assert_usage_error(code, err, keywords)
     assert elapsed < fast_fail_seconds, f"took {elapsed:.1f} s (bound {fast_fail_seconds:.1f} s)"
     assert "done:" not in out
