@@ -168,3 +168,57 @@ def run_python(
         text=True,
         timeout=timeout,
     )
+
+
+# Runs `main(argv)` of one main module for each case in this interpreter, file descriptors 1 and 2
+# captured (TensorFlow's C++ logging included); prints {case: [code, stdout, stderr, seconds]}.
+_MAINS_IN_ONE_INTERPRETER = """
+import importlib, json, os, sys, tempfile, time
+import tensorflow  # its start-up chatter before the first case
+from absl import flags
+main_module = importlib.import_module({module!r})
+
+def run(argv):
+    flags.FLAGS.unparse_flags()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        sys.stdout.flush(); sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
+        start = time.monotonic()
+        try:
+            try:
+                flags.FLAGS(argv)
+                code = main_module.main(argv[:1])
+            except SystemExit as exit:
+                code = exit.code
+            except Exception as exc:
+                code = f"{{type(exc).__name__}}: {{exc}}"
+        finally:
+            elapsed = time.monotonic() - start
+            sys.stdout.flush(); sys.stderr.flush()
+            os.dup2(saved[0], 1); os.dup2(saved[1], 2)
+        out.seek(0); err.seek(0)
+        return [code, out.read(), err.read(), elapsed]
+
+results = {{case: run([{module!r}, *args]) for case, args in {cases!r}}}
+print(json.dumps(results))
+"""
+
+
+def run_mains_in_one_interpreter(
+    module: str, cases: list[tuple[str, list[str]]], timeout: float = 600
+) -> dict[str, tuple]:
+    """Runs `module`'s `main` (an absl main: `train_main`, `export.__main__`, ...) on each
+    case's flags, one after the other in one fresh interpreter: the same parsing and code path
+    as a process per case, one TensorFlow start-up for all. What only a fresh process shows (no
+    start-up chatter before an error line, the exit code) needs a process of its own.
+
+    Returns case -> (exit code, stdout, stderr, seconds the case took).
+    """
+    import json
+
+    result = run_python(
+        _MAINS_IN_ONE_INTERPRETER.format(module=module, cases=cases), timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -210,51 +210,17 @@ def _case_dirs(root) -> str:
     return str(root)
 
 
-# Cases that need no environment of their own run one after the other in one interpreter, each
-# through train_main's own flag parsing and `main`, with file descriptors 1 and 2 captured
-# (TensorFlow's C++ logging included): the same code path as a process of its own, one
-# TensorFlow start-up for all. Those left in a process of their own (below) show what only a
-# fresh process shows: no start-up chatter before the line, and the exit code.
+# Cases that need no environment of their own run one after the other in one interpreter
+# (`tests.families.run_mains_in_one_interpreter`). Those left in a process of their own show
+# what only a fresh process shows: no start-up chatter before the line, and the exit code.
 OWN_PROCESS = {"dataset", "wrong-type", "missing-data", "no-tf-config", "bad-tf-config"}
-
-_IN_PROCESS = """
-import json, os, sys, tempfile, time
-import tensorflow  # its start-up chatter before the first case
-from absl import flags
-import train_main
-
-def run(argv):
-    flags.FLAGS.unparse_flags()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        sys.stdout.flush(); sys.stderr.flush()
-        saved = os.dup(1), os.dup(2)
-        os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
-        start = time.monotonic()
-        try:
-            try:
-                flags.FLAGS(argv)
-                code = train_main.main(argv[:1])
-            except SystemExit as exit:
-                code = exit.code
-            except Exception as exc:
-                code = f"{{type(exc).__name__}}: {{exc}}"
-        finally:
-            elapsed = time.monotonic() - start
-            sys.stdout.flush(); sys.stderr.flush()
-            os.dup2(saved[0], 1); os.dup2(saved[1], 2)
-        out.seek(0); err.seek(0)
-        return [code, out.read(), err.read(), elapsed]
-
-results = {{case: run(["train_main.py", *args]) for case, args in {cases!r}}}
-print(json.dumps(results))
-"""
 
 
 @pytest.fixture(scope="session")
 def in_process_results(tmp_path_factory) -> dict:
     """case id -> (code, stdout, stderr, seconds) of every BAD_INPUT case not in OWN_PROCESS,
     run once per session for both workers (`tests.shared_builds.build_once`)."""
-    from tests.families import run_python
+    from tests.families import run_mains_in_one_interpreter
     from tests.shared_builds import build_once
 
     def build(root) -> None:
@@ -265,9 +231,8 @@ def in_process_results(tmp_path_factory) -> dict:
             args, _, _ = _substitute(*case.values, _case_dirs(root / case.id))
             model_dir = root / case.id / "run"
             cases.append((case.id, ["--train_steps=3", *args, f"--model_dir={model_dir}"]))
-        result = run_python(_IN_PROCESS.format(cases=cases), timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
-        (root / "results.json").write_text(result.stdout.strip().splitlines()[-1])
+        results = run_mains_in_one_interpreter("train_main", cases)
+        (root / "results.json").write_text(json.dumps(results))
 
     root = build_once(tmp_path_factory, "cli-bad-input", build)
     return {"root": str(root), **json.loads((root / "results.json").read_text())}

@@ -15,7 +15,7 @@ import pytest
 
 from export import export_lib
 from tests.export.conftest import TRAIN_STEPS, listing
-from tests.families import run_export
+from tests.families import run_export, run_mains_in_one_interpreter
 from tests.test_cli import assert_usage_error
 
 pytestmark = pytest.mark.slow
@@ -49,9 +49,21 @@ def test_bad_run_directories_are_one_line(run_dir, tmp_path):
         (garbled, [], ["no readable checkpoint", f"ckpt-{TRAIN_STEPS}"]),
         (run_dir, [f"--checkpoint={run_dir}/checkpoints/ckpt-99"], ["no checkpoint", "ckpt-99"]),
     ]
-    for model_dir, extra, keywords in cases:
-        result = run_export(f"--model_dir={model_dir}", f"--export_dir={out}", *extra)
-        assert_usage_error(result.returncode, result.stderr, keywords)
+    # The first in a process of its own (start-up chatter, exit code), the others in one
+    # interpreter through the main's parsing and `main` (`run_mains_in_one_interpreter`).
+    (model_dir, extra, keywords), *rest = cases
+    result = run_export(f"--model_dir={model_dir}", f"--export_dir={out}", *extra)
+    assert_usage_error(result.returncode, result.stderr, keywords)
+    results = run_mains_in_one_interpreter(
+        "export.__main__",
+        [
+            (str(i), [f"--model_dir={model_dir}", f"--export_dir={out}", *extra])
+            for i, (model_dir, extra, _) in enumerate(rest)
+        ],
+    )
+    for i, (_, _, keywords) in enumerate(rest):
+        code, _, err, _ = results[str(i)]
+        assert_usage_error(code, err, keywords)
     assert not out.exists() or listing(out) == []
 
 
