@@ -135,35 +135,10 @@ def test_float32_loss_scale_stays_one_through_skipped_steps():
     assert int(model.d_optimizer.inner_optimizer.iterations.numpy()) == 2
 
 
-def test_float32_skip_under_a_mirrored_strategy_keeps_the_scale_and_the_weights():
-    code = """
-import numpy as np
-from zoo.core import distribute
-strategy = distribute.build_strategy("mirrored", num_virtual_devices=2)
-from zoo import registry
-from zoo.core.config import apply_overrides
-family = registry.get("gan")
-config = apply_overrides(family.config_class(), ["data_dim=2", "discriminator_units=8"])
-with strategy.scope():
-    model = family.build_model(config, seed=0)
-    model.compile(train_steps=10)
-before = [np.array(v) for v in model.discriminator.weights]
-finite = model.train_on_batch(np.full((8, 2), np.nan, np.float32), return_dict=True)["finite"]
-same = all(np.array_equal(a, np.array(b)) for a, b in zip(before, model.discriminator.weights))
-good = np.ones((8, 2), np.float32)
-print(finite, same, float(model.d_optimizer.dynamic_scale.numpy()),
-      model.train_on_batch(good, return_dict=True)["finite"])
-"""
-    result = run_python(code)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["0.0", "True", "1.0", "1.0"]
-
-
-@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
-def test_one_replicas_non_finite_gradients_skip_the_step_on_every_replica(precision):
-    """Replica 0's half of the batch is good, replica 1's is NaN: the summed gradients are not
-    finite, so nothing is applied anywhere (Keras' `LossScaleOptimizer` asks replica 0 alone)."""
-    code = f"""
+def _mirrored_toy_gan(precision: str = "float32") -> str:
+    """Code that builds and compiles a toy GAN `model` on two virtual devices under `precision`
+    and keeps D's weights in `before` (the start of the mirrored snippets below)."""
+    return f"""
 import numpy as np, tensorflow as tf
 from zoo.core import distribute
 strategy = distribute.build_strategy("mirrored", num_virtual_devices=2)
@@ -176,6 +151,32 @@ with strategy.scope():
     model = family.build_model(config, seed=0)
     model.compile(train_steps=10)
 before = [np.array(v) for v in model.discriminator.weights]
+"""
+
+
+def test_float32_skip_under_a_mirrored_strategy_keeps_the_scale_and_the_weights():
+    code = (
+        _mirrored_toy_gan()
+        + """
+finite = model.train_on_batch(np.full((8, 2), np.nan, np.float32), return_dict=True)["finite"]
+same = all(np.array_equal(a, np.array(b)) for a, b in zip(before, model.discriminator.weights))
+good = np.ones((8, 2), np.float32)
+print(finite, same, float(model.d_optimizer.dynamic_scale.numpy()),
+      model.train_on_batch(good, return_dict=True)["finite"])
+"""
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["0.0", "True", "1.0", "1.0"]
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
+def test_one_replicas_non_finite_gradients_skip_the_step_on_every_replica(precision):
+    """Replica 0's half of the batch is good, replica 1's is NaN: the summed gradients are not
+    finite, so nothing is applied anywhere (Keras' `LossScaleOptimizer` asks replica 0 alone)."""
+    code = (
+        _mirrored_toy_gan(precision)
+        + """
 scale = float(model.d_optimizer.dynamic_scale.numpy())
 batch = np.ones((8, 2), np.float32)
 batch[4:] = np.nan  # the second replica's examples (fit splits a dataset's batch in order)
@@ -185,6 +186,7 @@ same = all(np.array_equal(a, np.array(b)) for a, b in zip(before, model.discrimi
 print(finite, same, float(model.d_optimizer.dynamic_scale.numpy()) / scale,
       int(model.d_optimizer.inner_optimizer.iterations.numpy()))
 """
+    )
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-2000:]
     halved = "0.5" if precision == "mixed_float16" else "1.0"
