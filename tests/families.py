@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+from tests import zygote
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # family -> (dataset, config overrides): 8-16 px images or toys, a few units per layer. Every
@@ -130,42 +132,54 @@ def subprocess_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return {**base, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
 
 
-def run_main(
-    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 300
+def run_command(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str = REPO,
+    timeout: float = 300,
+    fresh: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Runs `python train_main.py ARGS` from the repository root."""
-    return subprocess.run(
+    """`subprocess.run(ARGV)` with output captured as text, in `subprocess_env(env)`; a
+    `python` command is forked from the worker's TensorFlow-imported server (`tests/zygote.py`)
+    unless `fresh` (what only a new interpreter shows: start-up chatter, import-time variables)."""
+    return zygote.run(argv, cwd=cwd, env=subprocess_env(env), timeout=timeout, fresh=fresh)
+
+
+def run_main(
+    args: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    fresh: bool = False,
+) -> subprocess.CompletedProcess:
+    """Runs `python train_main.py ARGS` from the repository root (forked from the worker's
+    TensorFlow-imported server, `tests/zygote.py`; `fresh` for a new interpreter)."""
+    return zygote.run(
         [sys.executable, os.path.join(REPO, "train_main.py"), *args],
         cwd=REPO,
         env=subprocess_env(env),
-        capture_output=True,
-        text=True,
         timeout=timeout,
+        fresh=fresh,
     )
 
 
-def run_export(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Runs `python -m export ARGS` from the repository root."""
-    return subprocess.run(
-        [sys.executable, "-m", "export", *args],
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def run_export(
+    *args: str, timeout: float = 300, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """Runs `python -m export ARGS` from the repository root (as `run_main`)."""
+    return run_command([sys.executable, "-m", "export", *args], timeout=timeout, fresh=fresh)
 
 
 def run_python(
     code: str, *, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:
-    """Runs a Python snippet in a fresh interpreter (its own TensorFlow devices and policy)."""
-    return subprocess.run(
+    """Runs a Python snippet in a new process (its own TensorFlow devices and policy), forked
+    as `run_main`."""
+    return zygote.run(
         [sys.executable, "-c", code],
         cwd=REPO,
         env=subprocess_env({"PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}),
-        capture_output=True,
-        text=True,
         timeout=timeout,
     )
 

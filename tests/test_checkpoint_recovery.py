@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.families import REPO, run_export, run_main, tiny_flags
+from tests.families import REPO, run_command, run_export, run_main, tiny_flags
 from tests.shared_builds import build_once
 from tests.test_cli import checkpoint_steps, latest_checkpoint_step
 from zoo.core.checkpoint import unreadable
@@ -109,14 +109,8 @@ def test_export_falls_back_to_the_newest_readable_checkpoint(run_dir, tmp_path):
 
 
 def _run_eval(model_dir) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "TPU_NAME")}
-    return subprocess.run(
-        [sys.executable, os.path.join(REPO, "eval_main.py"), f"--model_dir={model_dir}"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    return run_command(
+        [sys.executable, os.path.join(REPO, "eval_main.py"), f"--model_dir={model_dir}"]
     )
 
 

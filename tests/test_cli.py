@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.families import subprocess_env
+from tests import zygote
+from tests.families import run_command, subprocess_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_MAIN = os.path.join(REPO, "train_main.py")
@@ -40,17 +41,11 @@ DCGAN = [
 
 
 def train(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, fresh: bool = False
 ) -> tuple[int, str, str]:
-    """Runs `python train_main.py ARGS` from the repository root; returns (code, out, err)."""
-    proc = subprocess.run(
-        [sys.executable, TRAIN_MAIN, *args],
-        cwd=REPO,
-        env=subprocess_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Runs `python train_main.py ARGS` from the repository root; returns (code, out, err).
+    Forked from the worker's TensorFlow-imported server unless `fresh` (`tests/zygote.py`)."""
+    proc = run_command([sys.executable, TRAIN_MAIN, *args], env=env, timeout=timeout, fresh=fresh)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -116,7 +111,7 @@ FLAG_ERRORS = [
 
 @pytest.mark.parametrize(("args", "keywords"), FLAG_ERRORS)
 def test_flag_error_is_one_line(args, keywords, tmp_path):
-    code, out, err = train(*args, f"--model_dir={tmp_path / 'run'}")
+    code, out, err = train(*args, f"--model_dir={tmp_path / 'run'}", fresh=True)
     assert_usage_error(code, err, keywords)
     assert out == ""
     assert not (tmp_path / "run").exists()
@@ -249,7 +244,9 @@ def test_bad_input_is_one_line(args, keywords, env, request, tmp_path, fast_fail
     else:
         args, keywords, env = _substitute(args, keywords, env, _case_dirs(tmp_path))
         start = time.monotonic()
-        code, out, err = train("--train_steps=3", *args, f"--model_dir={tmp_path / 'run'}", env=env)
+        code, out, err = train(
+            "--train_steps=3", *args, f"--model_dir={tmp_path / 'run'}", env=env, fresh=True
+        )
         elapsed = time.monotonic() - start
     assert_usage_error(code, err, keywords)
     assert elapsed < fast_fail_seconds, f"took {elapsed:.1f} s (bound {fast_fail_seconds:.1f} s)"
@@ -385,26 +382,25 @@ def test_corrupt_config_json_is_one_line(content, tmp_path):
 def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
     model_dir = tmp_path / "run"
     flags = [*GAN, "--checkpoint_every=0", "--log_every=5", f"--model_dir={model_dir}"]
-    proc = subprocess.Popen(
+    with zygote.popen(
         [sys.executable, TRAIN_MAIN, *flags, "--train_steps=100000"],
         cwd=REPO,
         env=subprocess_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while not (model_dir / "metrics.jsonl").exists():  # training has started
-            assert proc.poll() is None, f"exited early with {proc.returncode}"
-            assert time.monotonic() < deadline, "no metrics after 90 s"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    ) as proc:
+        try:
+            deadline = time.monotonic() + 90
+            while not (model_dir / "metrics.jsonl").exists():  # training has started
+                assert proc.poll() is None, f"exited early with {proc.returncode}"
+                assert time.monotonic() < deadline, "no metrics after 90 s"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 143, err
     match = re.fullmatch(r"terminated at step (\d+); checkpoint saved, rerun to resume\n", err)
     assert match, f"stderr is not the one termination line:\n{err}"

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
+from tests import zygote
 from tests.families import subprocess_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,7 +85,7 @@ def run_workers_once(
             err = stack.enter_context(tempfile.TemporaryFile("w+"))
             command = [sys.executable, TRAIN_MAIN, *FLAGS, f"--train_steps={train_steps}"]
             command += [f"--model_dir={model_dir}", *flags]
-            proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=err)
+            proc = zygote.popen(command, cwd=REPO, env=env, stdout=out, stderr=err)
             workers.append((proc, out, err))
         deadline = time.monotonic() + TIMEOUT_SECONDS
         timed_out = False

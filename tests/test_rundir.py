@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from tests.families import subprocess_env
+from tests import zygote
+from tests.families import run_command, subprocess_env
 from tests.test_cli import (
     GAN,
     REPO,
@@ -96,14 +97,12 @@ def test_unusable_model_dir_is_one_line_and_fast(tmp_path, kind, fast_fail_secon
 
 def _start_training(model_dir, *extra: str) -> subprocess.Popen:
     """A long gan run in the background; returns once it is training (metrics written)."""
-    env = subprocess_env()
-    proc = subprocess.Popen(
+    proc = zygote.popen(
         [sys.executable, TRAIN_MAIN, *GAN, f"--model_dir={model_dir}", *extra],
         cwd=REPO,
-        env=env,
+        env=subprocess_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
     deadline = time.monotonic() + 90
     while not (model_dir / "metrics.jsonl").exists():
@@ -159,19 +158,14 @@ def test_eval_reads_a_run_that_holds_its_lock(tmp_path):
     model_dir = tmp_path / "run"
     code, _, err = train(*GAN, f"--model_dir={model_dir}", "--train_steps=3")
     assert code == 0, err
-    env = subprocess_env()
     with RunDirectoryLock(str(model_dir)):  # as a training run holds it
-        result = subprocess.run(
+        result = run_command(
             [
                 sys.executable,
                 os.path.join(REPO, "eval_main.py"),
                 f"--model_dir={model_dir}",
                 "--num_samples=200",
             ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
             timeout=120,
         )
     assert result.returncode == 0, result.stderr[-2000:]

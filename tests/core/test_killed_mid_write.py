@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+from tests import zygote
 from tests.core.test_resume import _assert_same, _variables
 from tests.families import REPO, TINY, subprocess_env
 
@@ -74,7 +75,7 @@ def _start(tmp_path, name, stall=""):
     """Starts the tiny dcgan training into `tmp_path/name`, hanging in the write of `stall`."""
     dataset, overrides = TINY["dcgan"]
     log = open(tmp_path / f"{name}-{stall}.log", "w+")  # noqa: SIM115 (closed by _finish)
-    process = subprocess.Popen(
+    process = zygote.popen(
         [
             sys.executable,
             "-c",

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from tests.families import REPO, TINY, run_export
+from tests.families import REPO, TINY, run_command, run_export
 from tests.shared_builds import build_once, tiny_export, tiny_stage2_run
 
 WEB_DIR = os.path.join(REPO, "demo", "web")
@@ -101,13 +101,7 @@ def run_node_module(node: str, code: str, payload: object) -> object:
 
 def run_demo(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     """Runs `python -m zoo.demo ARGS` from the repository root."""
-    return subprocess.run(
-        [sys.executable, "-m", "zoo.demo", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_command([sys.executable, "-m", "zoo.demo", *args], timeout=timeout)
 
 
 @dataclasses.dataclass

@@ -10,20 +10,13 @@ import sys
 
 import pytest
 
-from tests.families import REPO, run_main, subprocess_env
+from tests.families import REPO, run_command, run_main
 
 EVAL_MAIN = os.path.join(REPO, "eval_main.py")
 
 
 def run_eval(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, EVAL_MAIN, *args],
-        cwd=REPO,
-        env=subprocess_env(env),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_command([sys.executable, EVAL_MAIN, *args], env=env)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, keyword: str) -> None:

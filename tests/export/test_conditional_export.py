@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.families import REPO, subprocess_env
+from tests.families import run_command
 
 CAPTIONS = [
     "a sandal",
@@ -91,13 +91,8 @@ def test_cgan_export_takes_labels_and_refuses_out_of_range_ones(exported):
 
 
 def tools(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "zoo.tools", *args],
-        cwd=REPO,
-        env=subprocess_env({"TF_CPP_MIN_LOG_LEVEL": "2"}),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    return run_command(
+        [sys.executable, "-m", "zoo.tools", *args], env={"TF_CPP_MIN_LOG_LEVEL": "2"}
     )
 
 

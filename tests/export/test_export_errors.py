@@ -52,7 +52,7 @@ def test_bad_run_directories_are_one_line(run_dir, tmp_path):
     # The first in a process of its own (start-up chatter, exit code), the others in one
     # interpreter through the main's parsing and `main` (`run_mains_in_one_interpreter`).
     (model_dir, extra, keywords), *rest = cases
-    result = run_export(f"--model_dir={model_dir}", f"--export_dir={out}", *extra)
+    result = run_export(f"--model_dir={model_dir}", f"--export_dir={out}", *extra, fresh=True)
     assert_usage_error(result.returncode, result.stderr, keywords)
     results = run_mains_in_one_interpreter(
         "export.__main__",

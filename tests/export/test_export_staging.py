@@ -19,8 +19,9 @@ import time
 import pytest
 
 from export.staging import prefix as staging_prefix
+from tests import zygote
 from tests.export.conftest import TRAIN_STEPS, listing
-from tests.families import REPO, run_export
+from tests.families import REPO, run_export, subprocess_env
 from tests.test_cli import assert_usage_error
 from zoo.rundir import RunDirectoryLock, host_tag
 
@@ -55,11 +56,10 @@ def test_export_works_while_a_run_holds_the_lock(run_dir, tmp_path):
 
 def test_export_killed_midway_is_cleaned_by_the_next(run_dir, tmp_path):
     out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "TPU_NAME")}
-    proc = subprocess.Popen(
+    proc = zygote.popen(
         [sys.executable, "-m", "export", f"--model_dir={run_dir}", f"--export_dir={out}"],
         cwd=REPO,
-        env=env,
+        env=subprocess_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

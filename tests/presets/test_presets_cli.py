@@ -5,25 +5,22 @@ file is one line and exit code 2 (found before TensorFlow starts)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from tests.families import REPO, run_main, subprocess_env
+from tests.families import REPO, run_command, run_main
 from tests.presets.conftest import TINY_NAME, copy_root
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("presets")]
 
 
 def run_module(module: str, *args: str, root, timeout: float = 300, cwd=REPO):
-    return subprocess.run(
+    return run_command(
         [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env=subprocess_env({"GANZOO_PRESETS": str(root)}),
-        capture_output=True,
-        text=True,
+        cwd=str(cwd),
+        env={"GANZOO_PRESETS": str(root)},
         timeout=timeout,
     )
 

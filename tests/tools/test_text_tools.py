@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 from tests.data.helpers import tiny_arrays, write_idx
-from tests.families import REPO
+from tests.families import run_command
 from zoo import text
 
 
@@ -41,7 +40,7 @@ def test_pretrain_encoder_passes_every_encoder_option(tmp_path):
 
 def test_text_encoder_command_takes_the_encoder_sizes(tmp_path):
     out = tmp_path / "encoder"
-    result = subprocess.run(
+    result = run_command(
         [
             sys.executable,
             "-m",
@@ -55,11 +54,7 @@ def test_text_encoder_command_takes_the_encoder_sizes(tmp_path):
             "--text_embedding_dim=6",
             "--text_units=7",
             f"--out={out}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        ]
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.splitlines()[-1])["out"] == str(out)

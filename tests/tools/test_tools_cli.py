@@ -10,18 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.families import REPO, run_main, tiny_flags
+from tests.families import run_command, run_export, run_main, tiny_flags
 from tests.shared_builds import build_once
 
 
 def _tools(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "zoo.tools", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_command([sys.executable, "-m", "zoo.tools", *args])
 
 
 @pytest.fixture(scope="module")
@@ -77,19 +71,8 @@ def test_probe_reports_both_accuracies(run_dir):
 
 @pytest.mark.slow
 def test_interpolate_on_an_exported_generator(run_dir, tmp_path):
-    export = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "export",
-            f"--model_dir={run_dir}",
-            f"--export_dir={tmp_path}",
-            "--formats=saved_model",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    export = run_export(
+        f"--model_dir={run_dir}", f"--export_dir={tmp_path}", "--formats=saved_model"
     )
     assert export.returncode == 0, export.stderr[-2000:]
     result = _tools(
