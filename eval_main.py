@@ -4,7 +4,8 @@ With `--model_dir` the model is rebuilt from the run's config.json and latest ch
 float32); with `--export_dir` the exported SavedModel (or a `.tflite` file) is loaded with
 `zoo.load_generator` and the dataset read from `OUT/NAME.json`. Both draw the same generator
 inputs for a seed. The family's metrics (`zoo.eval.evaluate`) are printed as ONE JSON line
-(`--num_samples`, `--seed`, `--inception_weights=PATH` for InceptionV3 features). Bad input prints
+(`--num_samples`, `--seed`, `--inception_weights=PATH` for InceptionV3 features, `--weights=ema|raw`
+for a run's generator, named in the line). Bad input prints
 one line on stderr and exits with code 2. `--preset=NAME` scores a built preset like a run.
 """
 
@@ -29,6 +30,13 @@ flags.DEFINE_integer("seed", 0, "Seed of the generator inputs and the KID subset
 flags.DEFINE_string(
     "inception_weights", None, "Local InceptionV3 weights file for the feature metrics."
 )
+flags.DEFINE_enum(
+    "weights",
+    None,
+    ["ema", "raw"],
+    "A run's generator weights: ema (their moving average) or raw (default: ema when the run "
+    "has one, as export and the sample grids).",
+)
 
 
 def main(argv: list[str]) -> int:
@@ -49,6 +57,8 @@ def main(argv: list[str]) -> int:
         return cli.fail(
             "give exactly one of --model_dir=RUN (or --preset=NAME) and --export_dir=OUT/<name>"
         )
+    if FLAGS.weights and FLAGS.export_dir:
+        return cli.fail("--weights is for --model_dir (an export holds the weights it was made of)")
     if FLAGS.num_samples < 2:
         return cli.fail(f"--num_samples must be >= 2, got {FLAGS.num_samples}")
     if FLAGS.inception_weights and not os.path.isfile(FLAGS.inception_weights):
@@ -69,14 +79,15 @@ def main(argv: list[str]) -> int:
             if FLAGS.export_dir:
                 model, rc, step = load_exported(FLAGS.export_dir)
                 task = None  # an export is scored on its samples
+                weights = None
             else:
                 from zoo.run import load_trained
 
-                trained = load_trained(model_dir)
+                trained = load_trained(model_dir, weights=FLAGS.weights)
                 for warning in trained.warnings:
                     print(f"warning: {warning}", file=sys.stderr)
                 model, rc, step = trained.model, trained.run_config, trained.step
-                task = trained.task
+                task, weights = trained.task, trained.weights
             evaluator = Evaluator(rc, inception_weights=FLAGS.inception_weights)
             if task is None:
                 values = evaluator(model, FLAGS.num_samples, FLAGS.seed)
@@ -89,6 +100,7 @@ def main(argv: list[str]) -> int:
         "num_samples": FLAGS.num_samples,
         "seed": FLAGS.seed,
         **({"features": evaluator.feature_name} if evaluator.feature_name else {}),
+        **({"weights": weights} if weights else {}),
         **{
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in values.items()

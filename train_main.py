@@ -17,7 +17,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging
 
 from zoo import cli, registry
-from zoo.errors import CheckpointIOError, TrainingDivergedError, UsageError, WorkerLostError
+from zoo.errors import (
+    CheckpointIOError,
+    RunDirectoryIOError,
+    TrainingDivergedError,
+    UsageError,
+    WorkerLostError,
+)
 from zoo.run import RunConfig
 
 FLAGS = flags.FLAGS
@@ -50,7 +56,12 @@ def main(argv: list[str]) -> int:
         result = train.run(rc, overrides)
     except UsageError as err:
         return cli.fail(err)
-    except (TrainingDivergedError, CheckpointIOError, WorkerLostError) as err:
+    except (
+        TrainingDivergedError,
+        CheckpointIOError,
+        RunDirectoryIOError,
+        WorkerLostError,
+    ) as err:
         return cli.fail(err, code=1)
     if result.status == "terminated":
         step = result.step

@@ -180,3 +180,29 @@ def test_a_failing_save_is_one_line_exit_1_and_the_next_run_resumes(run_dir):
     assert f"resuming {run_dir} from step 4" in result.stdout
     assert checkpoint_steps(run_dir) == [2, 4, 6]
     assert latest_checkpoint_step(run_dir) == 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["metrics.jsonl", "samples/latest.png"])
+def test_a_failing_write_of_metrics_or_pictures_is_one_line_exit_1_and_resumes(tmp_path, target):
+    # A directory where the file goes: its write fails as on a full disk (an OSError).
+    model_dir = tmp_path / "toy"
+    flags = [*TOY_FLAGS, "--log_every=1", "--sample_every=1", f"--model_dir={model_dir}"]
+    result = run_main([*flags, "--train_steps=2"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = model_dir / target
+    saved = path.read_bytes()
+    path.unlink()
+    (path / "blocker").mkdir(parents=True)
+    result = run_main([*flags, "--train_steps=4"])
+    assert result.returncode == 1, result.stderr[-3000:]
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, result.stderr
+    assert line.startswith(f"error: cannot write {path}: ") and "rerun" in line, line
+    assert latest_checkpoint_step(model_dir) == 2
+    shutil.rmtree(path)
+    path.write_bytes(saved)
+    result = run_main([*flags, "--train_steps=4"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resuming {model_dir} from step 2" in result.stdout
+    assert latest_checkpoint_step(model_dir) == 4

@@ -18,6 +18,12 @@ class CheckpointIOError(Exception):
     as it was."""
 
 
+class RunDirectoryIOError(Exception):
+    """A file of the run directory other than a checkpoint (metrics.jsonl, a sample picture,
+    TensorBoard's events) could not be written mid-run (a full disk, permissions): training
+    stops, one line from the mains and exit code 1; the last checkpoint is left as it was."""
+
+
 class WorkerLostError(RuntimeError):
     """Another worker of a multi-worker run died or stopped answering (the mains exit 1)."""
 

@@ -92,3 +92,24 @@ def test_eval_main_on_an_export_matches_its_checkpoint(ring8_run, tmp_path):
     assert exported["high_quality_fraction"] == pytest.approx(
         trained["high_quality_fraction"], abs=1e-3
     )
+
+
+@pytest.mark.slow
+def test_weights_choose_the_runs_average_or_its_last_step(zoo_cache, tmp_path_factory, tmp_path):
+    from tests.shared_builds import tiny_run
+
+    run = tiny_run(tmp_path_factory, "dcgan")  # ema_decay=0.9 (tests.families.TINY)
+    env = {"GANZOO_CACHE": zoo_cache}
+    records = {}
+    for weights in (None, "ema", "raw"):
+        flag = [f"--weights={weights}"] if weights else []
+        proc = run_eval(f"--model_dir={run}", "--num_samples=64", *flag, env=env)
+        assert proc.returncode == 0, proc.stderr
+        records[weights] = json.loads(proc.stdout)
+    assert records[None]["weights"] == records["ema"]["weights"] == "ema"
+    assert records["raw"]["weights"] == "raw"
+    assert records[None]["fd"] == records["ema"]["fd"] != records["raw"]["fd"]
+    assert_one_line_error(
+        run_eval(f"--export_dir={tmp_path}", "--weights=raw"), "--weights is for --model_dir"
+    )
+    assert_one_line_error(run_eval(f"--model_dir={run}", "--weights=best"), "--weights")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -16,8 +17,22 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from zoo.core.checkpoint import RunCheckpoint
+from zoo.core.checkpoint import RunCheckpoint, error_reason
 from zoo.core.images import save_png
+from zoo.errors import RunDirectoryIOError
+
+
+@contextlib.contextmanager
+def writing(path: str) -> Iterator[None]:
+    """Turns a failed write of `path` (OSError, or TensorFlow's file errors) into
+    `RunDirectoryIOError`: one line, training stops, the last checkpoint is kept."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as err:
+        raise RunDirectoryIOError(
+            f"cannot write {path}: {error_reason(err)}; training stopped, its last checkpoint "
+            "is kept (rerun the same command to resume)"
+        ) from err
 
 
 def write_metrics(
@@ -39,14 +54,14 @@ def write_metrics(
         },
     }
     if path is not None:
-        with open(path, "a") as f:
+        with writing(path), open(path, "a") as f:
             f.write(json.dumps(record) + "\n")
     if writer is not None:
-        with writer.as_default():
+        with writing("the TensorBoard events"), writer.as_default():
             for name, value in values.items():
                 if _finite_number(value):
                     tf.summary.scalar(prefix + name, value, step=step)
-        writer.flush()
+            writer.flush()
     return record
 
 
@@ -212,12 +227,14 @@ class SampleCallback(StepCallback):
     def write(self, step: int) -> str:
         picture = self.picture(self.model)
         path = self.path(step)
-        save_png(picture, path)
-        save_png(picture, os.path.join(self.directory, "latest.png"))
+        latest = os.path.join(self.directory, "latest.png")
+        for target in (path, latest):
+            with writing(target):
+                save_png(picture, target)
         if self.writer is not None:
-            with self.writer.as_default():
+            with writing("the TensorBoard events"), self.writer.as_default():
                 tf.summary.image("samples", picture[None], step=step)
-            self.writer.flush()
+                self.writer.flush()
         self.last_written = step
         return path
 

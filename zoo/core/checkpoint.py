@@ -23,7 +23,7 @@ _INDEX = re.compile(rf"^{NAME}-(\d+)\.index$")
 STATE_FILE = "checkpoint"
 
 
-def _reason(err: BaseException) -> str:
+def error_reason(err: BaseException) -> str:
     """The first line of an error, without TensorFlow's `{{function_node ...}}` and `[Op:...]`."""
     text = err.message if isinstance(err, tf.errors.OpError) else str(err)
     text = re.sub(r"^\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]$", "", text.strip())
@@ -50,7 +50,7 @@ def unreadable(path: str) -> str | None:
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except Exception as err:  # corrupt files raise OpError, IndexError, ValueError, ...
-        return _reason(err)
+        return error_reason(err)
     return None
 
 
@@ -154,7 +154,7 @@ class RunCheckpoint:
                 tf.io.gfile.rename(path, target)
                 _warn(f"{path} cannot be read; set aside as {os.path.basename(target)}")
         except (tf.errors.OpError, OSError) as err:
-            raise CheckpointIOError(f"cannot set aside {path}: {_reason(err)}") from err
+            raise CheckpointIOError(f"cannot set aside {path}: {error_reason(err)}") from err
 
     @property
     def step(self) -> int:
@@ -175,7 +175,7 @@ class RunCheckpoint:
             return self._restore_latest()
         except (tf.errors.OpError, OSError) as err:
             raise CheckpointIOError(
-                f"cannot tidy the checkpoints in {self.shared_directory}: {_reason(err)}"
+                f"cannot tidy the checkpoints in {self.shared_directory}: {error_reason(err)}"
             ) from err
 
     def _restore_latest(self) -> int:
@@ -199,8 +199,8 @@ class RunCheckpoint:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except Exception as err:  # does not fit: AssertionError, ValueError, OpError, ...
-                logging.warning("checkpoint %s cannot be restored: %s", path, _reason(err))
-                misfits.append(f"{name}: {_reason(err)}")
+                logging.warning("checkpoint %s cannot be restored: %s", path, error_reason(err))
+                misfits.append(f"{name}: {error_reason(err)}")
                 continue
             restored = path
             break
@@ -272,7 +272,7 @@ class RunCheckpoint:
             )
             raise CheckpointIOError(
                 f"cannot save checkpoint {NAME}-{step} in {self.shared_directory}: "
-                f"{_reason(err)}; {kept}"
+                f"{error_reason(err)}; {kept}"
             ) from err
         finally:
             if not self.chief:
