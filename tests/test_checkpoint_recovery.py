@@ -206,3 +206,20 @@ def test_a_failing_write_of_metrics_or_pictures_is_one_line_exit_1_and_resumes(t
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming {model_dir} from step 2" in result.stdout
     assert latest_checkpoint_step(model_dir) == 4
+
+
+@pytest.mark.slow
+def test_a_resumed_run_logs_each_step_once_after_a_kill_past_its_checkpoint(tmp_path):
+    # As a run killed at step 7 after ckpt-4 leaves it: records of steps 5-6, a torn line.
+    model_dir = tmp_path / "toy"
+    flags = [*TOY_FLAGS, "--log_every=1", f"--model_dir={model_dir}"]
+    result = run_main([*flags, "--train_steps=4"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = model_dir / "metrics.jsonl"
+    with open(metrics, "a") as f:
+        f.write('{"step": 5, "time": 0}\n{"step": 6, "time": 0}\n{"step": 7, "d_lo')
+    result = run_main([*flags, "--train_steps=6"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert all(r["time"] > 0 for r in records)  # steps 5 and 6 are the resumed run's

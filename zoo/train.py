@@ -279,6 +279,8 @@ def _run_owned(
     if start:
         ds, _ = dataset(start)
 
+    if chief:
+        zoo_callbacks.trim_metrics(os.path.join(run_dir, "metrics.jsonl"), start)
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard")) if chief else None
     guard = zoo_callbacks.NonFiniteGuard(start, rc.max_nonfinite_steps)
     any_worker = distribute.any_worker(strategy)

@@ -85,3 +85,19 @@ def test_a_window_of_skipped_steps_logs_no_value_and_counts_them(tmp_path, capsy
         assert [step for step, _ in scalars[name]] == [2, 4], scalars[name]
         assert all(np.isfinite(v) for _, v in scalars[name])
     assert [step for step, _ in scalars["nonfinite_steps"]] == [4, 6, 7]
+
+
+def test_trim_metrics_keeps_whole_records_up_to_the_resumed_step(tmp_path):
+    from zoo.core.callbacks import trim_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    records = [{"step": s, "d_loss": 0.5} for s in (2, 4, 4, 6)] + [{"step": 4, "fd": 3.0}]
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    path.write_text(text + '{"step": 8, "d_lo')  # torn by a kill inside the write
+    assert trim_metrics(str(path), 4) == 2  # step 6 and the torn line go
+    kept = [json.loads(line) for line in path.read_text().splitlines()]
+    assert kept == [records[0], records[1], records[2], records[4]]
+    inode = path.stat().st_ino
+    assert trim_metrics(str(path), 4) == 0 and path.stat().st_ino == inode  # nothing rewritten
+    assert trim_metrics(str(tmp_path / "missing.jsonl"), 4) == 0
+    assert trim_metrics(str(path), 0) == 4 and path.read_text() == ""

@@ -20,6 +20,7 @@ from absl import logging
 from zoo.core.checkpoint import RunCheckpoint, error_reason
 from zoo.core.images import save_png
 from zoo.errors import RunDirectoryIOError
+from zoo.io import atomic_write_text
 
 
 @contextlib.contextmanager
@@ -63,6 +64,32 @@ def write_metrics(
                     tf.summary.scalar(prefix + name, value, step=step)
             writer.flush()
     return record
+
+
+def trim_metrics(path: str, step: int) -> int:
+    """Keeps the records of `metrics.jsonl` up to `step` (the checkpoint a run resumes from):
+    a run killed after it logged past its last checkpoint logs those steps again, and one
+    killed inside a write leaves a torn last line. Rewrites the file atomically when anything
+    goes; returns how many lines went."""
+    if not os.path.exists(path):
+        return 0
+    with writing(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+        kept = [line for line in lines if _record_step(line) is not None]
+        kept = [line for line in kept if _record_step(line) <= step]
+        if len(kept) != len(lines):
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
+    return len(lines) - len(kept)
+
+
+def _record_step(line: str) -> int | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) else None
 
 
 def _finite_number(value: Any) -> bool:
