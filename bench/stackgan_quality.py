@@ -2,6 +2,7 @@
 
     python bench/stackgan_quality.py                                   # 16 -> 32 px, defaults
     python bench/stackgan_quality.py --stage1_steps=3000 --stage2_steps=3000
+    python bench/stackgan_quality.py --model_dir=zoo/presets/stackgan_fashion_mnist   # score only
 
 Trains phase 1 (`--stage=1`) and phase 2 (`--stage=2`) in one run directory with
 `zoo.train.run`, then generates `--eval_samples` images from captions naming each class (with
@@ -38,6 +39,9 @@ flags.DEFINE_integer("eval_samples", 5000, "Generated samples scored per stage."
 flags.DEFINE_integer("seed", 0, "Seed of the runs and of the scored samples.")
 flags.DEFINE_string("work_dir", "/tmp/ganzoo_stackgan", "Where the run directory goes.")
 flags.DEFINE_multi_string("config", [], "StackGAN config override key=value.")
+flags.DEFINE_string(
+    "model_dir", None, "Score this trained run (after phase 2) or built preset; no training."
+)
 
 
 def _train(model_dir: str, stage: int, steps: int) -> float:
@@ -82,9 +86,12 @@ def main(argv: list[str]) -> None:
         f"stackgan_{FLAGS.stage1_steps}_{FLAGS.stage2_steps}x{FLAGS.batch_size}",
         *(o.replace("=", "-").replace(os.sep, "-") for o in FLAGS.config),
     ]
-    model_dir = os.path.join(FLAGS.work_dir, "_".join(parts))
-    seconds = {1: _train(model_dir, 1, FLAGS.stage1_steps)}
-    seconds[2] = _train(model_dir, 2, FLAGS.stage2_steps)
+    if FLAGS.model_dir:
+        model_dir, seconds = FLAGS.model_dir, {1: float("nan"), 2: float("nan")}
+    else:
+        model_dir = os.path.join(FLAGS.work_dir, "_".join(parts))
+        seconds = {1: _train(model_dir, 1, FLAGS.stage1_steps)}
+        seconds[2] = _train(model_dir, 2, FLAGS.stage2_steps)
     trained = zoo_run.load_trained(model_dir)
     model = trained.model
     size = model.config.image_size
@@ -125,7 +132,9 @@ def main(argv: list[str]) -> None:
                 ]
             )
         )
-    picture = os.path.join(model_dir, "quality_samples.png")
+    picture_dir = FLAGS.work_dir if FLAGS.model_dir else model_dir  # a preset's files stay
+    os.makedirs(picture_dir, exist_ok=True)
+    picture = os.path.join(picture_dir, "quality_samples.png")
     save_png(trained.task.sample_picture(model, 60, trained.run_config), picture)
     for stage in ("stage1", "stage2"):
         print(

@@ -21,7 +21,7 @@ def test_sample_z_matches_the_models_sample_inputs():
     from zoo.core.gan import GAN
 
     class Stub:
-        config = type("C", (), {"latent_dim": 8})()
+        noise_dim = 8  # GAN.noise_dim: config.latent_dim but for StackGAN's ε
 
     expected = GAN.sample_inputs(Stub(), 5, seed=11)["z"]
     np.testing.assert_array_equal(latent.sample_z(5, 8, seed=11), expected)

@@ -356,13 +356,14 @@ def test_phase_one_trains_stage1_at_the_low_resolution():
     )
 
 
-def test_serving_after_each_phase_uses_mu_and_returns_both_stages_after_phase_two():
+def test_serving_after_each_phase_takes_the_noise_and_returns_both_stages_after_phase_two():
     for stage in (1, 2):
         model = tiny_model(stage)
         table = TASK.serving_signatures(model)
         assert list(table) == ["serving_default", "tokens", "from_embedding"]
         assert TASK.tflite_signatures(model) == ["tokens", "from_embedding"]
-        z = tf.random.stateless_normal((3, 100), seed=(4, 5))
+        assert model.noise_dim == 100 + 8 * stage  # z, then each trained stage's ε
+        z = tf.random.stateless_normal((3, model.noise_dim), seed=(4, 5))
         captions = ["a dark sandal", "A LIGHT, unheard-of sneaker!!", ""]
         from_text = table["serving_default"][0](z=z, text=tf.constant(captions))
         again = table["serving_default"][0](z=z, text=tf.constant(captions))
@@ -380,6 +381,37 @@ def test_serving_after_each_phase_uses_mu_and_returns_both_stages_after_phase_tw
         assert picture.shape[0] == 3 * 66 + 2
         tiles = 6 * stage
         assert picture.shape[1] > tiles * 66 and picture.shape[1] < (tiles + 1) * 66 + 200
+
+
+def test_the_served_noise_carries_each_stages_condition_noise():
+    # The served noise is z ⊕ ε₁ ⊕ ε₂; with sample_condition_noise off (runs saved before it)
+    # it is z alone and ε = 0, which the new layout gives for zero ε parts.
+    model = tiny_model(2)
+    old = tiny_model(2, sample_condition_noise=False)
+    old.set_weights(model.get_weights())
+    assert old.noise_dim == 100
+    h = model.encode(tf.constant(model.tokenizer.tokenize_numpy(["a dark sandal"] * 2)))
+    z = tf.random.stateless_normal((2, 100), seed=(1, 2))
+    eps = tf.random.stateless_normal((2, 16), seed=(3, 4))
+    zeros = tf.zeros((2, 16))
+
+    def served(model, *parts):
+        return model.images_from(tf.concat(parts, axis=1), h)
+
+    base = served(model, z, zeros)
+    for key, value in served(old, z).items():
+        np.testing.assert_allclose(value, base[key], atol=1e-6)
+    first = served(model, z, eps[:, :8], zeros[:, 8:])  # ε₁ moves both stages
+    second = served(model, z, zeros[:, :8], eps[:, 8:])  # ε₂ only Stage-II
+
+    def moved(a, b):  # an untrained G's images are small: relative to their size
+        return np.abs(a - b).max() > 0.1 * np.abs(b).max() > 0
+
+    assert moved(first["stage1_images"], base["stage1_images"])
+    np.testing.assert_array_equal(second["stage1_images"], base["stage1_images"])
+    assert moved(second["images"], base["images"])
+    with pytest.raises(UsageError, match="116"):
+        model.images_from(z, h)
 
 
 def test_config_checks():
@@ -553,7 +585,9 @@ def test_two_phases_train_resume_exactly_and_export_after_each(tmp_path):
     import zoo
 
     served = zoo.load_generator(str(tmp_path / "out" / "stackgan"))
-    z = np.random.default_rng(0).standard_normal((2, 100)).astype("float32")
+    width = 100 + 2 * 8  # z, then ε of both stages (latent_dim 100, condition_dim 8)
+    assert tuple(served.inputs["z"].shape)[1:] == (width,)
+    z = np.random.default_rng(0).standard_normal((2, width)).astype("float32")
     outputs = served.outputs(z=z, text=np.asarray(["a dark sandal", "a bag"], dtype=object))
     assert outputs["images"].shape == (2, 32, 32, 1)
     assert outputs["stage1_images"].shape == (2, 16, 16, 1)

@@ -393,9 +393,15 @@ class GAN(keras.Model):
         return losses.global_batch_mean(self.loss_spec.generator(fake_logits)), {}
 
     # -- sampling ---------------------------------------------------------------------------
+    @property
+    def noise_dim(self) -> int:
+        """Width of the noise `z` that sampling and the exports take: `latent_dim`, and more
+        where a family's generator draws other noise in training (StackGAN's ε)."""
+        return self.config.latent_dim
+
     def sample_inputs(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Fixed generator inputs for sample grids and exports (numpy, repeatable by seed)."""
-        return {"z": sample_z(num, self.config.latent_dim, seed)}
+        return {"z": sample_z(num, self.noise_dim, seed)}
 
     def generate(self, inputs: dict[str, Any]) -> tf.Tensor:
         """Generator output (inference mode, float32) for inputs like `sample_inputs` gives."""

@@ -156,7 +156,7 @@ class Task:
         (at least `images` in [-1, 1]); every input has a dynamic batch axis and no noise is
         drawn inside. The first entry is also `serving_default`.
         """
-        specs = {"z": tf.TensorSpec([None, model.config.latent_dim], tf.float32, name="z")}
+        specs = {"z": tf.TensorSpec([None, model.noise_dim], tf.float32, name="z")}
 
         def generate(z: tf.Tensor) -> dict[str, tf.Tensor]:
             return {"images": tf.cast(model.generator(z, training=False), tf.float32)}

@@ -277,7 +277,7 @@ class TextConditionedGAN(GAN):
         """Inputs of the sample grid (one row per class, columns "a X", "a dark X", ... on one
         z per column) and the row names."""
         classes = caption_classes(self.config) or ["item"]
-        z = sample_z(len(ATTRIBUTE_COLUMNS), self.config.latent_dim, seed=0)
+        z = sample_z(len(ATTRIBUTE_COLUMNS), self.noise_dim, seed=0)
         captions = [f"a {a}{c}" for c in classes for a in ATTRIBUTE_COLUMNS]
         return {"z": np.tile(z, (len(classes), 1)), "text": captions}, classes
 

@@ -156,7 +156,7 @@ class TextTask(Task):
         """Inputs of the sample picture and its row names: captions, one row per class and a
         column per attribute; on precomputed embeddings, `num` of the data's (no row names)."""
         if model.tokenizer is None:
-            z = sample_z(num, model.config.latent_dim, seed=0)
+            z = sample_z(num, model.noise_dim, seed=0)
             return {"z": z, "embedding": self.data_embeddings(model, num, rc)}, None
         return model.caption_grid_inputs()
 
@@ -171,7 +171,7 @@ class TextTask(Task):
     ) -> dict[str, np.ndarray]:
         """Captions of the data (test split) or of the classes; tokens or φ for the numeric
         signatures; data embeddings for an embeddings model."""
-        z = sample_z(num, model.config.latent_dim, seed)
+        z = sample_z(num, model.noise_dim, seed)
         if model.tokenizer is None:
             return {"z": z, "embedding": self.data_embeddings(model, num, rc, seed)}
         captions = model.class_captions(num)[0]
@@ -197,7 +197,7 @@ class TextTask(Task):
         `tokens`: `z` + token ids (what TFLite takes); `from_embedding`: `z` + φ(t) (or a
         precomputed embedding). An embeddings model serves `from_embedding` only."""
         c = model.config
-        z_spec = tf.TensorSpec([None, c.latent_dim], tf.float32, name="z")
+        z_spec = tf.TensorSpec([None, model.noise_dim], tf.float32, name="z")
         embedding_spec = tf.TensorSpec([None, c.embedding_dim], tf.float32, name="embedding")
 
         def from_embedding(z: tf.Tensor, embedding: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -143,7 +143,7 @@ def _generator() -> tuple[Any, int, str]:
             ]
         )
 
-    return generate, model.config.latent_dim, _out_dir(run_dir)
+    return generate, model.noise_dim, _out_dir(run_dir)
 
 
 def _write(picture: Any, default_dir: str, name: str) -> str:
@@ -240,7 +240,7 @@ def _run(command: str) -> dict[str, Any]:
         picture = caption_interpolation_grid(
             lambda z, h: model.generate({"z": z, "embedding": h}),
             lambda texts: np.asarray(model.encode(model.tokenizer.tokenize_numpy(texts))),
-            model.config.latent_dim,
+            model.noise_dim,
             captions,
             rows=FLAGS.rows,
             steps=FLAGS.steps,
