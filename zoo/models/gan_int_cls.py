@@ -51,6 +51,7 @@ from zoo.models.text_family import (
     ATTRIBUTE_COLUMNS,
     TextConditionedGAN,
     TextConfig,
+    attribute_head,
     class_head,
 )
 from zoo.models.text_task import TextTask
@@ -60,6 +61,8 @@ from zoo.run import RunConfig
 # 1500 steps: class accuracy 0.488 without, 0.726 at 0.25, 0.931 at 1, 0.966 at 2, the one
 # weight meeting issue #17's goals with attributes too; module docstring).
 AUX_WEIGHT = 2.0
+# The attribute head's weight by default (`attribute_weight` < 0) on captions (module docstring).
+ATTRIBUTE_WEIGHT = 1.0
 
 
 @dataclasses.dataclass
@@ -83,6 +86,7 @@ class GANIntClsConfig(TextConfig, ConvNetConfig):
     absent_from_old_runs: typing.ClassVar[dict[str, Any]] = {
         **ConvNetConfig.absent_from_old_runs,
         "aux_weight": 0.0,
+        "attribute_weight": 0.0,
     }
 
     def __post_init__(self) -> None:
@@ -102,10 +106,14 @@ def build_text_generator(config: Any) -> keras.Model:
     return keras.Model([z, embedding], dcgan_generator_trunk(x, c), name="generator")
 
 
-def build_text_discriminator(config: Any, with_class_head: bool = False) -> keras.Model:
+def build_text_discriminator(
+    config: Any, with_class_head: bool = False, with_attribute_head: bool = False
+) -> keras.Model:
     """D(x, φ(t)): DCGAN's trunk to the smallest map, φ compressed and replicated over it,
     stacked, a 1x1 convolution (batch norm, LeakyReLU), then the final convolution; with
-    `with_class_head`, also AC-GAN's class logits from the trunk's text-free map."""
+    `with_class_head`, also AC-GAN's class logits from the trunk's text-free map, with
+    `with_attribute_head` the attribute logits from it (outputs [logits, classes,
+    attributes], the heads that are on)."""
     c = config
     side, _ = dcgan_layout(c.image_size)
     images = keras.Input((c.image_size, c.image_size, c.channels), name="images")
@@ -123,10 +131,11 @@ def build_text_discriminator(config: Any, with_class_head: bool = False) -> kera
     x = batch_norm(c.sync_batchnorm)(x)
     x = keras.layers.LeakyReLU(0.2)(x)
     logits = dcgan_logits(x, c)
-    if with_class_head:
-        outputs = [logits, class_head(features, c)]
-        return keras.Model([images, embedding], outputs, name="discriminator")
-    return keras.Model([images, embedding], logits, name="discriminator")
+    heads = [class_head(features, c)] if with_class_head else []
+    if with_attribute_head:
+        heads.append(attribute_head(features, c))
+    outputs = [logits, *heads] if heads else logits
+    return keras.Model([images, embedding], outputs, name="discriminator")
 
 
 class GANIntCls(TextConditionedGAN):
@@ -134,23 +143,28 @@ class GANIntCls(TextConditionedGAN):
 
     config_class = GANIntClsConfig
     default_aux_weight = AUX_WEIGHT
+    default_attribute_weight = ATTRIBUTE_WEIGHT
+    has_attribute_head = True
 
     # -- networks ---------------------------------------------------------------------------
     def build_generator(self) -> keras.Model:
         return build_text_generator(self.config)
 
     def build_discriminator(self) -> keras.Model:
-        return build_text_discriminator(self.config, bool(self.resolve_aux_weight(self.config)))
+        c = self.config
+        return build_text_discriminator(
+            c, bool(self.resolve_aux_weight(c)), bool(self.resolve_attribute_weight(c))
+        )
 
     # -- the game ---------------------------------------------------------------------------
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         c = self.config
         parts = self.text_batches(data)
         batch_size = tf.shape(parts[0][0])[0]
-        for images, text, mismatched, labels in parts[:-1]:
+        for images, text, mismatched, labels, attributes in parts[:-1]:
             fake = self.generator([self.noise(batch_size), self.encode(text)], training=True)
-            self.text_discriminator_update(images, fake, text, mismatched, labels)
-        images, text, mismatched, labels = parts[-1]
+            self.text_discriminator_update(images, fake, text, mismatched, labels, attributes)
+        images, text, mismatched, labels, attributes = parts[-1]
         h = tf.stop_gradient(self.encode(text))
         # 1. G's forward passes (matching text; GAN-INT: interpolated text) on G's tape;
         # 2. D's update; 3. G's losses through the updated D.
@@ -161,24 +175,22 @@ class GANIntCls(TextConditionedGAN):
                 h_wrong = tf.stop_gradient(self.encode(mismatched))
                 h_int = c.interpolation_beta * h + (1.0 - c.interpolation_beta) * h_wrong
                 fake_int = self.generator([self.noise(batch_size), h_int], training=True)
-        logs = self.text_discriminator_update(images, fake, text, mismatched, labels)
+        logs = self.text_discriminator_update(images, fake, text, mismatched, labels, attributes)
         with tape:
-            fake_logits, class_logits = self.generator_logits(fake, h)
+            fake_logits, class_logits, attribute_logits = self.generator_head_logits(fake, h)
             g_loss = losses.global_batch_mean(self.loss_spec.generator(fake_logits))
-            if self.aux_weight:
-                # The caption's class for G's image of it (not for the interpolated ones,
-                # which name two classes).
-                class_loss = losses.global_batch_mean(
-                    losses.auxiliary_classifier_loss(class_logits, labels)
-                )
-                g_loss += self.aux_weight * class_loss
+            # The caption's class and stated attributes for G's image of it (not for the
+            # interpolated ones, which name two classes).
+            head_loss, head_logs = self.head_terms(
+                class_logits, attribute_logits, labels, attributes
+            )
+            g_loss += head_loss
             if c.interpolation:
                 int_logits = self.adversarial_logits(fake_int, h_int)
                 g_loss += losses.global_batch_mean(self.loss_spec.generator(int_logits))
         self.apply_update(self.g_optimizer, tape, g_loss, self.generator_variables)
         logs["g_loss"] = replica_mean(g_loss)
-        if self.aux_weight:
-            logs["g_class_loss"] = replica_mean(class_loss)
+        logs.update({f"g_{k}": v for k, v in head_logs.items()})
         return self.finish_step(logs)
 
     # -- sampling and export ----------------------------------------------------------------
