@@ -65,7 +65,8 @@ class TextConfig:
         trained to make its image of a caption read as the caption states; both masked where
         the caption is silent (`attribute_loss`). 0 = off, negative = the family's default
         (`TextConditionedGAN.default_attribute_weight`; off on precomputed embeddings,
-        which state nothing known).
+        which state nothing known). Like the class head it reads D's input, so under
+        `augment` with a colour transform it sees the transformed brightness.
     """
 
     matching_aware: bool = True
