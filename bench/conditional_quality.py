@@ -11,7 +11,9 @@
   class with and without attribute words: accuracy on the intended class, and how often the
   generated image's measured brightness and size agree with the caption's words (each counted
   over captions that state that attribute; chance is about 0.5); `class_only` is the class
-  accuracy on the captions with no attribute word ("a sandal", one in six).
+  accuracy on the captions with no attribute word ("a sandal", one in six). The default
+  GAN-INT-CLS has the class and attribute heads (`aux_weight`, `attribute_weight`); compare
+  without with `--config=attribute_weight=0` (its own run directory).
 
 Runs train with `zoo.train.run` into `--work_dir`, one directory per budget, `--config` and
 `--seed` (variants never share, nor resume, each other's runs); the last line

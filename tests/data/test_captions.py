@@ -161,6 +161,32 @@ def test_caption_attributes(caption, want):
     assert (got["class"], got["brightness"], got["size"]) == want
 
 
+def test_stated_attributes_reads_each_caption():
+    texts = np.asarray(
+        [
+            ["a dark sandal", "a big pair of trousers", "a sandal"],
+            ["a little dim boot", "a shirt on a black background", "a light dark sneaker"],
+        ]
+    )
+    got = captions.stated_attributes(texts)
+    assert got.dtype == np.int32 and got.shape == (2, 3, 2)
+    # (brightness, size), -1 where silent; a background word and a contradiction state none.
+    want = [[[0, -1], [-1, 1], [-1, -1]], [[0, 0], [-1, -1], [-1, -1]]]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_stated_attributes_of_made_captions_are_the_measured_ones():
+    images = fake_images()
+    labels = np.zeros(len(images), np.int64)
+    made = captions.make_captions(images, labels, ["t-shirt"], per_image=8, seed=1)
+    stated = captions.stated_attributes(made)
+    for column, want in enumerate((WANT_BRIGHTNESS, WANT_SIZE)):
+        known = stated[..., column] >= 0
+        assert 0 < known.mean() < 1  # some captions state it, some do not
+        truth = np.broadcast_to(np.asarray(want)[:, None], known.shape)
+        np.testing.assert_array_equal(stated[..., column][known], truth[known])
+
+
 @pytest.mark.skipif(not has_real_fashion, reason="Fashion-MNIST not installed")
 def test_thresholds_split_fashion_mnist_in_half():
     from zoo.data.idx import load_mnist_like

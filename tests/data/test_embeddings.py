@@ -71,7 +71,13 @@ def test_load_embedding_arrays(npz_path):
 def test_embedding_stream(npz_path):
     spec = f"embeddings:{npz_path}"
     dataset, info = make_text_dataset(spec, batch_size=5, seed=1, image_size=8)
-    assert set(dataset.element_spec) == {"images", "embedding", "mismatched_embedding", "labels"}
+    assert set(dataset.element_spec) == {
+        "images",
+        "embedding",
+        "mismatched_embedding",
+        "labels",
+        "attributes",
+    }
     assert dataset.element_spec["images"] == tf.TensorSpec([5, 8, 8, 3], tf.float32)
     assert dataset.element_spec["embedding"] == tf.TensorSpec([5, D], tf.float32)
     assert dataset.element_spec["mismatched_embedding"] == tf.TensorSpec([5, D], tf.float32)
@@ -87,6 +93,7 @@ def test_embedding_stream(npz_path):
         assert set(k.tolist()) <= set(range(K))
         other = batch["mismatched_embedding"][:, 0].astype(int) // 10
         assert np.all(other % 2 != ids % 2)  # Another class.
+        np.testing.assert_array_equal(batch["attributes"], -1)  # Nothing known stated.
     resumed = make_text_dataset(spec, batch_size=5, seed=1, image_size=8, start_step=5)[0]
     for want, got in zip(full[5:], resumed.take(7), strict=True):
         for key in want:

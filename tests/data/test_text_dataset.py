@@ -20,7 +20,8 @@ def batches(dataset, n):
 def test_element_spec_and_info(tiny_idx_dir, no_system_data):
     dataset, info = tiny(tiny_idx_dir, image_size=8, channels=3)
     spec = dataset.element_spec
-    assert set(spec) == {"images", "text", "mismatched_text", "labels"}
+    assert set(spec) == {"images", "text", "mismatched_text", "labels", "attributes"}
+    assert spec["attributes"] == tf.TensorSpec([7, 2], tf.int32)
     assert spec["images"] == tf.TensorSpec([7, 8, 8, 3], tf.float32)
     assert spec["text"] == tf.TensorSpec([7], tf.string)
     assert spec["mismatched_text"] == tf.TensorSpec([7], tf.string)
@@ -50,6 +51,11 @@ def test_text_belongs_to_the_image_and_mismatch_to_another_class(tiny_idx_dir, n
             # A caption of some image of a different class.
             assert any(j % 10 != i % 10 for j in by_caption[other])
             assert caption_attributes(other)["class"] != i % 10
+        # The attributes are what the drawn caption states, -1 where it is silent.
+        for text, stated in zip(batch["text"], batch["attributes"], strict=True):
+            read = caption_attributes(text.decode())
+            want = [-1 if read[k] is None else read[k] for k in ("brightness", "size")]
+            assert stated.tolist() == want
     assert max(len(v) for v in drawn.values()) > 1  # Drawn afresh, not fixed per image.
 
 

@@ -22,7 +22,7 @@ from zoo.models.gan_int_cls import GANIntCls, GANIntClsConfig
 
 TASK = registry.get("gan_int_cls")
 
-VOCABULARY = ("", "[UNK]", "a", "dark", "light", "sandal", "sneaker", "bag")
+VOCABULARY = ("", "[UNK]", "a", "dark", "light", "sandal", "sneaker", "bag", "large")
 NAMES = ("Sandal", "Sneaker", "Bag")
 
 
@@ -48,10 +48,12 @@ def tokens(model, captions):
 
 def batch(model, size=4):
     images = tf.random.stateless_uniform((size, 16, 16, 1), seed=(1, 2), minval=-1, maxval=1)
-    text = tokens(model, ["a dark sandal", "a light sneaker", "a bag", "a sandal"][:size])
+    text = tokens(model, ["a dark sandal", "a light sneaker", "a large bag", "a sandal"][:size])
     wrong = tokens(model, ["a bag", "a dark bag", "a sneaker", "a light bag"][:size])
     labels = tf.constant([0, 1, 2, 0][:size], tf.int32)
-    return images, text, wrong, labels
+    # What the captions state (brightness, size), -1 where silent (as the data's stream).
+    attributes = tf.constant([[0, -1], [1, -1], [-1, 1], [-1, -1]][:size], tf.int32)
+    return images, text, wrong, labels, attributes
 
 
 def test_matching_aware_loss_on_hand_made_logits():
@@ -74,7 +76,7 @@ def test_matching_aware_loss_on_hand_made_logits():
 
 def test_shapes_dtypes_and_the_text_reaches_both_players():
     model = tiny()
-    images, text, wrong, _ = batch(model)
+    images, text, wrong, *_ = batch(model)
     h, h_wrong = model.encode(text), model.encode(wrong)
     assert h.shape == (4, 16) and h.dtype == tf.float32
     z = tf.zeros((4, 100))
@@ -108,10 +110,10 @@ def test_the_four_variants_train_and_gan_int_feeds_interpolated_embeddings(
 ):
     model = tiny(matching_aware=matching_aware, interpolation=interpolation)
     model.compile(train_steps=1, run_eagerly=True)
-    images, text, wrong, labels = batch(model)
+    images, text, wrong, labels, attributes = batch(model)
     spy = GeneratorSpy(model.generator)
     object.__setattr__(model, "generator", spy)
-    logs = model.train_step((images, text, wrong, labels))
+    logs = model.train_step((images, text, wrong, labels, attributes))
     assert ("mismatched_logit" in logs) == matching_aware
     assert all(np.isfinite(float(v)) for v in logs.values())
     h, h_wrong = model.encode(text).numpy(), model.encode(wrong).numpy()
@@ -264,13 +266,14 @@ class _OutputSpy(GeneratorSpy):
 
 
 def test_class_head_losses_by_hand_and_in_the_trackers():
-    model = tiny(interpolation=False)
+    model = tiny(interpolation=False, attribute_weight=0.0)
     assert model.aux_weight == 2.0  # the default on labelled captions
     model.compile(train_steps=1, run_eagerly=True)
-    images, text, wrong, labels = batch(model)
+    images, text, wrong, labels, _ = batch(model)
     recorder, spy = _Recorder(), _OutputSpy(model.generator)
     object.__setattr__(model, "apply_update", recorder)
     object.__setattr__(model, "generator", spy)
+    # A batch without attributes (four elements) is enough for the class head alone.
     logs = model.train_step((images, text, wrong, labels))
     d_loss, g_loss = recorder.losses
     (fake,) = spy.outputs
@@ -292,9 +295,9 @@ def test_class_head_losses_by_hand_and_in_the_trackers():
 
 def test_the_class_head_reads_the_image_not_the_text():
     model = tiny()
-    images, text, wrong, _ = batch(model)
-    _, classes = model.discriminator([images, model.encode(text)], training=False)
-    _, classes_wrong = model.discriminator([images, model.encode(wrong)], training=False)
+    images, text, wrong, *_ = batch(model)
+    _, classes, _ = model.discriminator([images, model.encode(text)], training=False)
+    _, classes_wrong, _ = model.discriminator([images, model.encode(wrong)], training=False)
     assert classes.shape == (4, 3) and classes.dtype == tf.float32
     np.testing.assert_array_equal(classes, classes_wrong)
 
@@ -302,12 +305,13 @@ def test_the_class_head_reads_the_image_not_the_text():
 def test_class_head_off_old_runs_and_unlabelled_data():
     from zoo.core.config import config_from_dict, config_to_dict
 
-    off = tiny(aux_weight=0.0)
+    off = tiny(aux_weight=0.0, attribute_weight=0.0)
     assert off.aux_weight == 0.0 and "g_class_loss" not in off.trackers
     assert len(off.discriminator.outputs) == 1
-    # A run saved before the class head (no aux_weight in its config.json) loads without one.
+    # A run saved before the class head (no aux_weight, no attribute_weight in its
+    # config.json) loads without either head.
     saved = config_to_dict(tiny().config)
-    del saved["aux_weight"]
+    del saved["aux_weight"], saved["attribute_weight"]
     old = GANIntCls(config_from_dict(GANIntClsConfig, saved), seed=3)
     assert old.config.aux_weight == 0.0 and len(old.discriminator.outputs) == 1
     assert tiny(aux_weight=0.5).aux_weight == 0.5
@@ -315,3 +319,106 @@ def test_class_head_off_old_runs_and_unlabelled_data():
     assert tiny(class_names=()).aux_weight == 0.0
     with pytest.raises(UsageError, match="aux_weight > 0 needs labelled data"):
         tiny(class_names=(), aux_weight=0.5)
+
+
+# -- the attribute head (attribute_weight) ----------------------------------------------------
+
+
+def _sigmoid_cross_entropy(logit, target):
+    return _softplus(logit) - target * logit
+
+
+def test_attribute_loss_by_hand_is_masked_where_the_caption_is_silent():
+    from zoo.models.text_family import attribute_loss
+
+    logits = tf.constant([[2.0, -1.0], [0.5, 3.0], [-4.0, 1.0]])
+    stated = tf.constant([[1, -1], [0, 1], [-1, -1]])
+    expected = [
+        _softplus(-2.0),  # light, size unstated: -1's logit adds nothing
+        _softplus(0.5) + _softplus(-3.0),  # dark (0) and large (1)
+        0.0,  # a caption stating neither
+    ]
+    np.testing.assert_allclose(attribute_loss(logits, stated).numpy(), expected, rtol=1e-6)
+    # The silent entries' logits get no gradient.
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        total = tf.reduce_sum(attribute_loss(logits, stated))
+    grad = tape.gradient(total, logits).numpy()
+    assert grad[0, 1] == 0.0 and (grad[2] == 0.0).all() and grad[1, 0] != 0.0
+
+
+def test_attribute_head_losses_by_hand_and_in_the_trackers():
+    model = tiny(interpolation=False)
+    assert model.aux_weight == 2.0 and model.attribute_weight == 1.0  # defaults on captions
+    model.compile(train_steps=1, run_eagerly=True)
+    images, text, wrong, labels, attributes = batch(model)
+    recorder, spy = _Recorder(), _OutputSpy(model.generator)
+    object.__setattr__(model, "apply_update", recorder)
+    object.__setattr__(model, "generator", spy)
+    logs = model.train_step((images, text, wrong, labels, attributes))
+    d_loss, g_loss = recorder.losses
+    (fake,) = spy.outputs
+    h, h_wrong = model.encode(text), model.encode(wrong)
+    real_logits, real_classes, real_attributes = model.discriminator([images, h], training=True)
+    fake_logits, fake_classes, fake_attributes = model.discriminator([fake, h], training=True)
+    wrong_logits, *_ = model.discriminator([images, h_wrong], training=True)
+    r, f, w = (np.asarray(t, np.float64)[:, 0] for t in (real_logits, fake_logits, wrong_logits))
+    stated = attributes.numpy()
+
+    def attribute_term(logits):  # the batch's mean of the stated attributes' cross-entropies
+        a = np.asarray(logits, np.float64)
+        per = [
+            sum(
+                _sigmoid_cross_entropy(a[i, j], stated[i, j]) for j in range(2) if stated[i, j] >= 0
+            )
+            for i in range(len(stated))
+        ]
+        return np.mean(per)
+
+    d_attribute, g_attribute = attribute_term(real_attributes), attribute_term(fake_attributes)
+    d_class = _cross_entropy(real_classes, labels.numpy())
+    g_class = _cross_entropy(fake_classes, labels.numpy())
+    adversarial = np.mean(_softplus(-r) + 0.5 * (_softplus(f) + _softplus(w)))
+    np.testing.assert_allclose(d_loss, adversarial + 2.0 * d_class + d_attribute, rtol=1e-5)
+    np.testing.assert_allclose(
+        g_loss, np.mean(_softplus(-f)) + 2.0 * g_class + g_attribute, rtol=1e-5
+    )
+    np.testing.assert_allclose(float(logs["d_attribute_loss"]), d_attribute, rtol=1e-5)
+    np.testing.assert_allclose(float(logs["g_attribute_loss"]), g_attribute, rtol=1e-5)
+    np.testing.assert_allclose(float(logs["d_class_loss"]), d_class, rtol=1e-5)
+    assert float(model.trackers["g_attribute_loss"].result()) == pytest.approx(
+        g_attribute, rel=1e-5
+    )
+    assert float(model.trackers["d_attribute_loss"].result()) == pytest.approx(
+        d_attribute, rel=1e-5
+    )
+    # Without the attributes in the batch the head has nothing to learn from: an error.
+    with pytest.raises(ValueError, match="needs the attributes"):
+        model.train_step((images, text, wrong, labels))
+
+
+def test_the_attribute_head_reads_the_image_not_the_text():
+    model = tiny(aux_weight=0.0)  # the attribute head alone: outputs [logits, attributes]
+    images, text, wrong, *_ = batch(model)
+    _, attributes = model.discriminator([images, model.encode(text)], training=False)
+    _, attributes_wrong = model.discriminator([images, model.encode(wrong)], training=False)
+    assert attributes.shape == (4, 2) and attributes.dtype == tf.float32
+    np.testing.assert_array_equal(attributes, attributes_wrong)
+
+
+def test_attribute_head_off_for_old_runs_embeddings_and_by_weight():
+    from zoo.core.config import config_from_dict, config_to_dict
+
+    # A run saved with the class head but before the attribute head loads with the class
+    # head alone.
+    saved = config_to_dict(tiny().config)
+    del saved["attribute_weight"]
+    old = GANIntCls(config_from_dict(GANIntClsConfig, saved), seed=3)
+    assert old.config.attribute_weight == 0.0 and old.attribute_weight == 0.0
+    assert len(old.discriminator.outputs) == 2 and "g_attribute_loss" not in old.trackers
+    off = tiny(attribute_weight=0.0)
+    assert off.attribute_weight == 0.0 and len(off.discriminator.outputs) == 2
+    assert tiny(attribute_weight=0.5).attribute_weight == 0.5
+    # Precomputed embeddings state nothing the head could learn: off by default.
+    embeddings = tiny(text_input="embeddings", vocabulary=())
+    assert embeddings.attribute_weight == 0.0 and embeddings.aux_weight == 2.0

@@ -722,3 +722,54 @@ def test_class_head_off_for_old_runs_and_unlabelled_data():
         tiny_model(1, class_names=(), aux_weight=0.5)
     with pytest.raises(ValueError, match="needs labels"):
         tiny_model(1).train_step(text_batch(tiny_model(1), 16)[:3])
+
+
+# -- the attribute head (attribute_weight; off by default on StackGAN) -------------------------
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_attribute_head_terms_enter_both_losses_of_the_trained_stage_by_hand(stage):
+    from zoo.models.text_family import attribute_loss
+
+    assert tiny_model(stage).attribute_weight == 0.0  # off unless asked for
+    model = tiny_model(stage, attribute_weight=0.5)
+    assert len(model.stage1_discriminator.outputs) == len(model.stage2_discriminator.outputs) == 3
+    model.compile(train_steps=1, run_eagerly=True)
+    images, text, wrong, labels = text_batch(model, 16 if stage == 1 else 32)
+    stated = tf.constant([[0, -1], [1, -1], [-1, -1], [-1, -1]], tf.int32)  # the captions'
+    name = "generator" if stage == 1 else "stage2_generator"
+    recorder, spy = _Recorder(), _ImageSpy(getattr(model, name))
+    object.__setattr__(model, "apply_update", recorder)
+    object.__setattr__(model, name, spy)
+    logs = model.train_step((images, text, wrong, labels, stated))
+    d_loss, g_loss = recorder.losses
+    (fake,) = spy.images
+    d = model.trained_discriminator
+    h, h_wrong = model.encode(text), model.encode(wrong)
+    real_logits, real_classes, real_attributes = d([images, h], training=True)
+    fake_logits, fake_classes, fake_attributes = d([fake, h], training=True)
+    wrong_logits, *_ = d([images, h_wrong], training=True)
+    r, f, w = (np.asarray(t, np.float64)[:, 0] for t in (real_logits, fake_logits, wrong_logits))
+    # Only the brightness of the first two captions is stated: dark (0), light (1).
+    a_real, a_fake = (
+        np.asarray(real_attributes, np.float64),
+        np.asarray(fake_attributes, np.float64),
+    )
+    d_attribute = (_softplus(a_real[0, 0]) + _softplus(-a_real[1, 0])) / 4
+    g_attribute = (_softplus(a_fake[0, 0]) + _softplus(-a_fake[1, 0])) / 4
+    assert float(np.mean(attribute_loss(real_attributes, stated))) == pytest.approx(
+        d_attribute, rel=1e-5
+    )
+    d_class = _cross_entropy(real_classes, labels.numpy())
+    g_class = _cross_entropy(fake_classes, labels.numpy())
+    adversarial = np.mean(_softplus(-r) + 0.5 * (_softplus(f) + _softplus(w)))
+    np.testing.assert_allclose(d_loss, adversarial + 2.0 * d_class + 0.5 * d_attribute, rtol=1e-5)
+    kl = float(logs["kl_loss"])
+    np.testing.assert_allclose(
+        g_loss, np.mean(_softplus(-f)) + kl + 2.0 * g_class + 0.5 * g_attribute, rtol=1e-5
+    )
+    np.testing.assert_allclose(float(logs["d_attribute_loss"]), d_attribute, rtol=1e-5)
+    np.testing.assert_allclose(float(logs["g_attribute_loss"]), g_attribute, rtol=1e-5)
+    assert float(model.trackers["g_attribute_loss"].result()) == pytest.approx(
+        g_attribute, rel=1e-5
+    )

@@ -399,3 +399,28 @@ def caption_agreement(
         result[f"{key}_agreement"] = float(np.mean(hits)) if hits else float("nan")
         result[f"{key}_captions"] = len(hits)
     return result
+
+
+def stated_attributes(
+    captions: np.ndarray | Sequence[str], class_names: Sequence[str] = FASHION_MNIST_CLASSES
+) -> np.ndarray:
+    """What each caption states of brightness and size, as `caption_attributes` reads it.
+
+    Args:
+      captions: str array of any shape (e.g. [N, K], `make_captions`' output).
+      class_names: The dataset's class names (their phrases are not read as attributes).
+
+    Returns:
+      int32 [*captions.shape, 2]: (brightness, size) indices into BRIGHTNESS_WORDS and
+      SIZE_WORDS, -1 where the caption does not state the attribute. Each distinct caption
+      is read once (generated captions repeat: their pools are small).
+    """
+    array = np.asarray(captions, dtype=object)
+    unique, inverse = np.unique(array.reshape(-1).astype(str), return_inverse=True)
+    read = np.full((len(unique), 2), -1, np.int32)
+    for i, caption in enumerate(unique):
+        stated = caption_attributes(str(caption), class_names)
+        for column, key in enumerate(("brightness", "size")):
+            if stated[key] is not None:
+                read[i, column] = stated[key]
+    return read[inverse.reshape(-1)].reshape((*array.shape, 2))

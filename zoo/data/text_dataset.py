@@ -3,10 +3,11 @@
 Specs:
   - `fashion_mnist`, `mnist`, `folder:PATH` (class sub-folders needed): images with
     captions written by `zoo.data.captions` from the class and the measured brightness
-    and size. Elements: {"images", "text", "mismatched_text", "labels"}.
+    and size. Elements: {"images", "text", "mismatched_text", "labels", "attributes"}
+    ("attributes": what the drawn caption states of brightness and size, -1 where silent).
   - `embeddings:PATH.npz`: images with precomputed embeddings (layout in
     `zoo.data.embeddings`). Elements: {"images", "embedding", "mismatched_embedding",
-    "labels"}.
+    "labels", "attributes"} (attributes all -1: nothing is known of what they state).
 
 Per step each image gets one of its K captions (or embeddings) drawn at random, and a
 mismatching one: a caption (embedding) of another image of a different class where
@@ -127,6 +128,7 @@ def _text_stream(
     images: np.ndarray,
     labels: np.ndarray | None,
     texts: np.ndarray,
+    attributes: np.ndarray,
     *,
     text_key: str,
     batch_size: int,
@@ -135,7 +137,8 @@ def _text_stream(
     image_size: int | None,
     channels: int | None,
 ) -> tf.data.Dataset:
-    """The stream of {images, <text_key>, mismatched_<text_key>, labels} batches.
+    """The stream of {images, <text_key>, mismatched_<text_key>, labels, attributes} batches
+    (`attributes`: int32 [N, K, 2], what each of the K texts states, gathered with the text).
 
     Epoch e visits the examples in the permutation keyed by (seed, e), as
     `zoo.data.make_dataset` does; the caption choices and mismatching partners of step
@@ -154,6 +157,7 @@ def _text_stream(
     images_t = tf.constant(images)
     labels_t = tf.constant(labels.astype(np.int32))
     texts_t = tf.constant(texts)
+    attributes_t = tf.constant(attributes.astype(np.int32))
     order_t = tf.constant(order)
     start_t = tf.constant(class_start)
     count_t = tf.constant(class_count)
@@ -183,13 +187,15 @@ def _text_stream(
             u = tf.math.floormod(draws[:, 1], n - count)
             partner = tf.gather(order_t, u + tf.where(u >= start, count, 0))
         partner_choice = tf.math.floormod(draws[:, 2], per_image)
+        drawn = tf.stack([indices, choice], axis=1)
         return {
             "images": _preprocess(tf.gather(images_t, indices), image_size, channels),
-            text_key: tf.gather_nd(texts_t, tf.stack([indices, choice], axis=1)),
+            text_key: tf.gather_nd(texts_t, drawn),
             f"mismatched_{text_key}": tf.gather_nd(
                 texts_t, tf.stack([partner, partner_choice], axis=1)
             ),
             "labels": tf.gather(labels_t, indices),
+            "attributes": tf.gather_nd(attributes_t, drawn),
         }
 
     dataset = tf.data.Dataset.range(start_epoch, _INT64_MAX).map(epoch_indices).unbatch()
@@ -217,11 +223,14 @@ def make_text_dataset(
 
     Caption specs ("fashion_mnist", "mnist", "folder:PATH") give elements
     {"images": float32 [B, H, W, C] in [-1, 1], "text": tf.string [B], "mismatched_text":
-    tf.string [B], "labels": int32 [B]}; `embeddings:PATH.npz` gives {"images",
-    "embedding": float32 [B, D], "mismatched_embedding": float32 [B, D], "labels": int32
-    [B], -1 when the npz has no labels}. "text"/"embedding" is one of the image's K drawn
-    afresh each step; the mismatched one belongs to another image of a different class
-    (any other image when classes are unknown or only one is kept).
+    tf.string [B], "labels": int32 [B], "attributes": int32 [B, 2]} (the brightness and size
+    the drawn caption states, `zoo.data.captions.stated_attributes`: indices into
+    BRIGHTNESS_WORDS / SIZE_WORDS, -1 where it states none); `embeddings:PATH.npz` gives
+    {"images", "embedding": float32 [B, D], "mismatched_embedding": float32 [B, D],
+    "labels": int32 [B], -1 when the npz has no labels, "attributes": int32 [B, 2], all -1}.
+    "text"/"embedding" is one of the image's K drawn afresh each step; the mismatched one
+    belongs to another image of a different class (any other image when classes are unknown
+    or only one is kept).
 
     Resuming: `start_step=k` yields exactly the uninterrupted stream with its first k
     batches dropped, without touching them. Same arguments, same stream.
@@ -259,6 +268,7 @@ def make_text_dataset(
         loaded = load_embedding_arrays(path, image_size=image_size, channels=channels)
         images, labels, texts = loaded.images, loaded.labels, loaded.embeddings
         class_names, skipped = loaded.class_names, loaded.skipped_files
+        attributes = np.full((*texts.shape[:2], 2), -1, np.int32)
         if classes is not None:
             if labels is None or class_names is None:
                 raise UsageError(f"{path} has no 'labels' and 'class_names'; drop classes")
@@ -266,6 +276,7 @@ def make_text_dataset(
             if not keep.any():
                 raise UsageError(f"{path} has no examples of classes {list(classes)}")
             images, labels, texts = images[keep], labels[keep], texts[keep]
+            attributes = attributes[keep]
         name, text_key = EMBEDDINGS_PREFIX + path, "embedding"
         stream_size, stream_channels = None, channels
     else:
@@ -288,6 +299,7 @@ def make_text_dataset(
         )
         images, labels, texts = arrays.images, arrays.labels, arrays.captions.astype(object)
         class_names, skipped = arrays.class_names, 0
+        attributes = captions_lib.stated_attributes(arrays.captions, class_names)
         if text.startswith("folder:"):
             name = "folder:" + os.path.abspath(os.path.expanduser(text[len("folder:") :]))
         else:
@@ -297,10 +309,12 @@ def make_text_dataset(
     if examples_per_class:
         keep = first_per_class(labels, examples_per_class, name)
         images, labels, texts = images[keep], labels[keep], texts[keep]
+        attributes = attributes[keep]
     dataset = _text_stream(
         images,
         labels,
         texts,
+        attributes,
         text_key=text_key,
         batch_size=batch_size,
         seed=seed,

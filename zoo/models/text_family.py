@@ -31,6 +31,8 @@ from zoo.errors import UsageError
 TEXT_ENCODER_DIR = "text_encoder"
 EMBEDDINGS_PREFIX = "embeddings:"
 ATTRIBUTE_COLUMNS = ("", "dark ", "light ", "small ", "large ", "large, light ")
+# What the attribute head predicts, in the order of `zoo.data.text_dataset`'s "attributes".
+ATTRIBUTES = ("brightness", "size")
 
 
 @dataclasses.dataclass
@@ -57,6 +59,14 @@ class TextConfig:
         G trained to make its images classified as the class of its caption
         (`losses.auxiliary_classifier_loss`); 0 = off, negative = the family's default
         (`TextConditionedGAN.default_aux_weight`; off on data without class names).
+      attribute_weight: weight of the attribute head, AC-GAN's auxiliary loss for the
+        attributes captions state (brightness, size; `zoo.data.captions`): two logits on D's
+        text-free image features, trained on real images for what their caption states, G
+        trained to make its image of a caption read as the caption states; both masked where
+        the caption is silent (`attribute_loss`). 0 = off, negative = the family's default
+        (`TextConditionedGAN.default_attribute_weight`; off on precomputed embeddings,
+        which state nothing known). Like the class head it reads D's input, so under
+        `augment` with a colour transform it sees the transformed brightness.
     """
 
     matching_aware: bool = True
@@ -73,6 +83,7 @@ class TextConfig:
     finetune_text_encoder: bool = False
     captions_per_image: int = 10
     aux_weight: float = -1.0
+    attribute_weight: float = -1.0
 
     def __post_init__(self) -> None:
         if self.text_input not in ("captions", "embeddings"):
@@ -102,6 +113,43 @@ def class_head(features: keras.KerasTensor, config: Any) -> keras.KerasTensor:
     )(flat)
 
 
+def attribute_head(features: keras.KerasTensor, config: Any) -> keras.KerasTensor:
+    """The attribute head: one logit per attribute captions state (brightness: light, size:
+    large; `ATTRIBUTES`), a linear layer (float32) on D's flattened text-free image features,
+    like `class_head` (a head that saw φ(t) could read the attribute off the caption)."""
+    flat = keras.layers.Flatten(dtype="float32")(features)
+    return maybe_spectral_norm(
+        keras.layers.Dense(
+            len(ATTRIBUTES),
+            kernel_initializer=dcgan_init(),
+            dtype="float32",
+            name="attribute_logits",
+        ),
+        config.spectral_norm,
+    )(flat)
+
+
+def attribute_loss(attribute_logits: tf.Tensor, stated: tf.Tensor) -> tf.Tensor:
+    """The attribute head's term: per example, the sum over the attributes its caption states
+    of the sigmoid cross-entropy of the head's logit against the stated value (1: light /
+    large, 0: dark / small); an attribute the caption does not state (-1) adds nothing.
+
+    Args:
+      attribute_logits: float [B, A] (`attribute_head`).
+      stated: int [B, A], BRIGHTNESS_WORDS / SIZE_WORDS indices, -1 where silent.
+
+    Returns:
+      float32 [B] (0 for a caption stating no attribute).
+    """
+    stated = tf.cast(stated, tf.int32)
+    known = tf.cast(stated >= 0, tf.float32)
+    per_attribute = tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.cast(tf.maximum(stated, 0), tf.float32),
+        logits=tf.cast(attribute_logits, tf.float32),
+    )
+    return tf.reduce_sum(known * per_attribute, axis=-1)
+
+
 def caption_classes(config: Any) -> list[str]:
     """The class phrases captions use ("ankle boot", ...) for the config's class names."""
     return [class_phrase(name) for name in config.class_names]
@@ -114,12 +162,20 @@ class TextConditionedGAN(GAN):
     Subclasses build their networks, write `train_step` (with `encode` and
     `text_discriminator_update`), `generate`, and `images_from(z, h)` for the exports. With
     the AC-GAN class head on (`resolve_aux_weight` > 0) D returns [logits, class logits] (the
-    family builds it with `class_head`), batches carry the labels as a fourth element, and
-    `text_discriminator_update` / `generator_logits` give the class terms.
+    family builds it with `class_head`) and batches carry the labels as a fourth element. With
+    the attribute head on (`resolve_attribute_weight` > 0), D returns [logits, (class logits,)
+    attribute logits] (`attribute_head`) and batches carry the stated attributes as a fifth
+    element. `text_discriminator_update` adds the heads' terms on the real batch to D's loss;
+    a family's G step takes the heads' logits on its images from `generator_head_logits` and
+    their terms from `head_terms`.
     """
 
     # aux_weight when the config's is negative (GAN-INT-CLS: bench, README).
     default_aux_weight: ClassVar[float] = 0.0
+    # attribute_weight when the config's is negative, on captions (GAN-INT-CLS: its docstring).
+    default_attribute_weight: ClassVar[float] = 0.0
+    # Families whose discriminators can carry the attribute head (`attribute_head`).
+    has_attribute_head: ClassVar[bool] = False
 
     def __init__(self, config: Any, *, seed: int = 0, **kwargs: Any) -> None:
         captions = config.text_input == "captions"
@@ -130,10 +186,17 @@ class TextConditionedGAN(GAN):
         aux_weight = self.resolve_aux_weight(config)
         if aux_weight and not config.class_names:
             raise UsageError("aux_weight > 0 needs labelled data (class names) for the class head")
+        attribute_weight = self.resolve_attribute_weight(config)
+        if attribute_weight and not self.has_attribute_head:
+            raise UsageError(f"{self.family_name} has no attribute head; set attribute_weight=0")
         super().__init__(config, seed=seed, **kwargs)
         self.aux_weight = aux_weight
+        self.attribute_weight = attribute_weight
         if self.aux_weight:
             for name in ("d_class_loss", "g_class_loss"):
+                self.trackers[name] = keras.metrics.Mean(name=name)
+        if self.attribute_weight:
+            for name in ("d_attribute_loss", "g_attribute_loss"):
                 self.trackers[name] = keras.metrics.Mean(name=name)
         if config.matching_aware:
             self.trackers["mismatched_logit"] = keras.metrics.Mean(name="mismatched_logit")
@@ -158,16 +221,32 @@ class TextConditionedGAN(GAN):
             return float(config.aux_weight)
         return float(cls.default_aux_weight) if config.class_names else 0.0
 
-    def text_batches(self, data: Any) -> list[tuple[Any, Any, Any, Any]]:
+    @classmethod
+    def resolve_attribute_weight(cls, config: Any) -> float:
+        """The attribute head's weight: the config's, or the family's default on captions."""
+        if config.attribute_weight >= 0:
+            return float(config.attribute_weight)
+        return float(cls.default_attribute_weight) if config.text_input == "captions" else 0.0
+
+    def text_batches(self, data: Any) -> list[tuple[Any, Any, Any, Any, Any]]:
         """The step's batch split for d_steps, each part as (images, text, mismatching text,
-        labels); labels are None for a batch of three (one made without them), which the
-        class head cannot train on."""
-        parts = self.split_for_d_steps(tuple(data))
-        if len(parts[0]) == 3:
-            if self.aux_weight:
-                raise ValueError("the class head (aux_weight > 0) needs labels in the batch")
-            return [(*part, None) for part in parts]
-        return [tuple(part) for part in parts]
+        labels, stated attributes); labels are None for a batch of three (one made without
+        them), which the class head cannot train on, attributes None for a batch of three or
+        four, which the attribute head cannot train on."""
+        parts = [tuple(part) for part in self.split_for_d_steps(tuple(data))]
+        if len(parts[0]) == 3 and self.aux_weight:
+            raise ValueError("the class head (aux_weight > 0) needs labels in the batch")
+        if len(parts[0]) < 5 and self.attribute_weight:
+            raise ValueError("the attribute head (attribute_weight > 0) needs the attributes")
+        return [(*part, *[None] * (5 - len(part))) for part in parts]
+
+    def head_outputs(self, outputs: Any) -> tuple[tf.Tensor, Any, Any]:
+        """D's outputs as (logits, class logits or None, attribute logits or None)."""
+        if not (self.aux_weight or self.attribute_weight):
+            return outputs, None, None
+        outputs = list(outputs)
+        classes = outputs[1] if self.aux_weight else None
+        return outputs[0], classes, outputs[-1] if self.attribute_weight else None
 
     # -- text and the matching-aware discriminator ------------------------------------------
     @property
@@ -196,8 +275,7 @@ class TextConditionedGAN(GAN):
     ) -> tf.Tensor:
         if condition is None:
             raise ValueError(f"{self.family_name}'s discriminator needs φ(t) (condition=)")
-        outputs = self.discriminator([x, condition], training=training)
-        return outputs[0] if self.aux_weight else outputs
+        return self.head_outputs(self.discriminator([x, condition], training=training))[0]
 
     def text_discriminator_update(
         self,
@@ -206,22 +284,27 @@ class TextConditionedGAN(GAN):
         text: tf.Tensor,
         mismatched: tf.Tensor,
         labels: tf.Tensor | None = None,
+        attributes: tf.Tensor | None = None,
     ) -> dict[str, tf.Tensor]:
         """One step of D on (real, matching), (fake, matching) and, for GAN-CLS, (real,
         mismatching); φ is recomputed on D's tape when the text encoder is fine-tuned. With the
-        class head on, plus aux_weight × its loss on the real batch for `labels`."""
+        class head on, plus aux_weight × its loss on the real batch for `labels`; with the
+        attribute head, plus attribute_weight × its loss on the real batch for what the
+        matching captions state (`attributes`)."""
         fake = tf.stop_gradient(fake)
         finetune = self.config.finetune_text_encoder
         draw = self.augment_draw(images)  # one T for all three pairs (None when off)
-        class_logits: list[tf.Tensor] = []
+        head_logits: list[tuple[Any, Any]] = []
 
         def discriminate_with(h: tf.Tensor) -> Any:
-            if not self.aux_weight:
+            if not (self.aux_weight or self.attribute_weight):
                 return self.discriminate_given(h)
 
             def discriminate(x: tf.Tensor) -> tf.Tensor:
-                logits, classes = self.text_discriminator([x, h], training=True)
-                class_logits.append(classes)
+                logits, classes, attribute_logits = self.head_outputs(
+                    self.text_discriminator([x, h], training=True)
+                )
+                head_logits.append((classes, attribute_logits))
                 return logits
 
             return discriminate
@@ -241,26 +324,47 @@ class TextConditionedGAN(GAN):
                 mismatched_logits=mismatched_logits,
                 augment_draw=draw,
             )
-            if self.aux_weight:
-                # discriminator_loss scores the real batch (through T when `augment` is on)
-                # first: the first head output is the real images'.
-                class_loss = losses.global_batch_mean(
-                    losses.auxiliary_classifier_loss(class_logits[0], labels)
-                )
-                loss += self.aux_weight * class_loss
-                logs["d_class_loss"] = replica_mean(class_loss)
+            # discriminator_loss scores the real batch (through T when `augment` is on)
+            # first: the first head outputs are the real images'.
+            if head_logits:
+                head_loss, head_logs = self.head_terms(*head_logits[0], labels, attributes)
+                loss += head_loss
+                logs.update({f"d_{k}": v for k, v in head_logs.items()})
                 logs["d_loss"] = replica_mean(loss)
         self.apply_update(self.d_optimizer, tape, loss, self.discriminator_variables)
         return logs
 
-    def generator_logits(self, fake: tf.Tensor, h: tf.Tensor) -> tuple[tf.Tensor, Any]:
-        """D's logits on G's images in G's step (through T when `augment` is on), and the class
-        head's (None when it is off)."""
+    def head_terms(
+        self,
+        class_logits: Any,
+        attribute_logits: Any,
+        labels: Any,
+        attributes: Any,
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """aux_weight × the class head's loss for `labels` plus attribute_weight × the attribute
+        head's for the stated `attributes` (each only when its head is on), and the unweighted
+        losses' replica means to log (`class_loss`, `attribute_loss`)."""
+        total = tf.constant(0.0, tf.float32)
+        logs = {}
+        if self.aux_weight:
+            class_loss = losses.global_batch_mean(
+                losses.auxiliary_classifier_loss(class_logits, labels)
+            )
+            total += self.aux_weight * class_loss
+            logs["class_loss"] = replica_mean(class_loss)
+        if self.attribute_weight:
+            stated_loss = losses.global_batch_mean(attribute_loss(attribute_logits, attributes))
+            total += self.attribute_weight * stated_loss
+            logs["attribute_loss"] = replica_mean(stated_loss)
+        return total, logs
+
+    def generator_head_logits(self, fake: tf.Tensor, h: tf.Tensor) -> tuple[tf.Tensor, Any, Any]:
+        """D's logits on G's images in G's step (through T when `augment` is on), the class
+        head's and the attribute head's (None when off)."""
         x = self.diff_augment(fake)
-        if not self.aux_weight:
-            return self.discriminate(x, True, condition=h), None
-        logits, classes = self.text_discriminator([x, h], training=True)
-        return logits, classes
+        if not (self.aux_weight or self.attribute_weight):
+            return self.discriminate(x, True, condition=h), None, None
+        return self.head_outputs(self.text_discriminator([x, h], training=True))
 
     # -- sampling ---------------------------------------------------------------------------
     def class_captions(self, num: int) -> tuple[np.ndarray, np.ndarray]:

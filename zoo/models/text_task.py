@@ -111,8 +111,10 @@ class TextTask(Task):
     def training_dataset(
         self, rc: RunConfig, config: Any, *, batch_size: int, start_step: int
     ) -> tuple[tf.data.Dataset, DatasetInfo]:
-        """(images, text, mismatching text, labels) batches; captions arrive as token ids;
-        labels are -1 where the data has none (the class head's targets otherwise)."""
+        """(images, text, mismatching text, labels, attributes) batches; captions arrive as
+        token ids; labels are -1 where the data has none (the class head's targets
+        otherwise); attributes (int32 [B, 2]) what the text states of brightness and size, -1
+        where it is silent (the attribute head's targets; all -1 for embeddings)."""
         dataset, info = make_text_dataset(
             rc.dataset,
             image_size=self.training_image_size(config),
@@ -123,14 +125,20 @@ class TextTask(Task):
         if config.text_input == "embeddings":
 
             def embedding_batch(e: dict[str, tf.Tensor]) -> tuple[tf.Tensor, ...]:
-                return e["images"], e["embedding"], e["mismatched_embedding"], e["labels"]
+                return (
+                    e["images"],
+                    e["embedding"],
+                    e["mismatched_embedding"],
+                    e["labels"],
+                    e["attributes"],
+                )
 
             return dataset.map(embedding_batch), info
         tokenizer = zoo_text.TokenizerLayer(config.vocabulary, config.max_length)
 
         def caption_batch(e: dict[str, tf.Tensor]) -> tuple[tf.Tensor, ...]:
             text, mismatched = tokenizer(e["text"]), tokenizer(e["mismatched_text"])
-            return e["images"], text, mismatched, e["labels"]
+            return e["images"], text, mismatched, e["labels"], e["attributes"]
 
         return dataset.map(caption_batch), info
 

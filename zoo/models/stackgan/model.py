@@ -139,6 +139,7 @@ class StackGANConfig(TextConfig, GANConfig):
     absent_from_old_runs: typing.ClassVar[dict[str, Any]] = {
         **GANConfig.absent_from_old_runs,
         "aux_weight": 0.0,
+        "attribute_weight": 0.0,
         "kl_weight": 1.0,  # the default before 2 / 128 (saved configs all hold the field)
         "sample_condition_noise": False,  # their exports take z alone and pass ε = 0
     }
@@ -162,6 +163,7 @@ class StackGAN(TextConditionedGAN):
 
     config_class = StackGANConfig
     default_aux_weight = AUX_WEIGHT
+    has_attribute_head = True  # off by default (not measured on StackGAN yet)
     tracker_names = ("d_loss", "g_loss", "kl_loss", "real_logit", "fake_logit")
 
     def __init__(self, config: StackGANConfig, *, seed: int = 0, **kwargs: Any) -> None:
@@ -186,6 +188,7 @@ class StackGAN(TextConditionedGAN):
             spectral_norm=c.spectral_norm,
             sync_batchnorm=c.sync_batchnorm,
             num_classes=self.head_classes(c),
+            attributes=bool(self.resolve_attribute_weight(c)),
         )
         # Generator steps of the phase-1 checkpoint Stage-I came from (0 in phase 1): with the
         # phase's own steps, the total that versions an export.
@@ -226,6 +229,7 @@ class StackGAN(TextConditionedGAN):
             spectral_norm=c.spectral_norm,
             sync_batchnorm=c.sync_batchnorm,
             num_classes=self.head_classes(c),
+            attributes=bool(self.resolve_attribute_weight(c)),
         )
 
     @classmethod
@@ -286,8 +290,7 @@ class StackGAN(TextConditionedGAN):
     ) -> tf.Tensor:
         if condition is None:
             raise ValueError("stackgan's discriminators need φ(t) (condition=)")
-        outputs = self.trained_discriminator([x, condition], training=training)
-        return outputs[0] if self.aux_weight else outputs
+        return self.head_outputs(self.trained_discriminator([x, condition], training=training))[0]
 
     # -- the game ---------------------------------------------------------------------------
     def epsilon(self, batch_size: tf.Tensor | int) -> tf.Tensor:
@@ -308,10 +311,10 @@ class StackGAN(TextConditionedGAN):
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         parts = self.text_batches(data)
         batch_size = tf.shape(parts[0][0])[0]
-        for images, text, mismatched, labels in parts[:-1]:
+        for images, text, mismatched, labels, attributes in parts[:-1]:
             fake, _, _ = self.stage_fake(self.noise(batch_size), self.encode(text))
-            self.text_discriminator_update(images, fake, text, mismatched, labels)
-        images, text, mismatched, labels = parts[-1]
+            self.text_discriminator_update(images, fake, text, mismatched, labels, attributes)
+        images, text, mismatched, labels, attributes = parts[-1]
         h = tf.stop_gradient(self.encode(text))
         # 1. G's forward pass (with its CA) on G's tape; 2. D's matching-aware update (plus
         # the class head's loss on the real batch); 3. G's adversarial loss through the updated
@@ -319,22 +322,20 @@ class StackGAN(TextConditionedGAN):
         tape = tf.GradientTape()
         with tape:
             fake, mu, log_var = self.stage_fake(self.noise(batch_size), h)
-        logs = self.text_discriminator_update(images, fake, text, mismatched, labels)
+        logs = self.text_discriminator_update(images, fake, text, mismatched, labels, attributes)
         with tape:
-            fake_logits, class_logits = self.generator_logits(fake, h)
+            fake_logits, class_logits, attribute_logits = self.generator_head_logits(fake, h)
             g_loss = losses.global_batch_mean(self.loss_spec.generator(fake_logits))
             kl = losses.global_batch_mean(losses.kl_divergence(mu, log_var))
             g_loss += self.config.kl_weight * kl
-            if self.aux_weight:
-                class_loss = losses.global_batch_mean(
-                    losses.auxiliary_classifier_loss(class_logits, labels)
-                )
-                g_loss += self.aux_weight * class_loss
+            head_loss, head_logs = self.head_terms(
+                class_logits, attribute_logits, labels, attributes
+            )
+            g_loss += head_loss
         self.apply_update(self.g_optimizer, tape, g_loss, self.generator_variables)
         logs["g_loss"] = replica_mean(g_loss)
         logs["kl_loss"] = replica_mean(kl)
-        if self.aux_weight:
-            logs["g_class_loss"] = replica_mean(class_loss)
+        logs.update({f"g_{k}": v for k, v in head_logs.items()})
         return self.finish_step(logs)
 
     # -- sampling ----------------------------------------------------------------

@@ -40,7 +40,7 @@ from zoo.core.layers import (
 )
 from zoo.errors import UsageError
 from zoo.models.stackgan.conditioning import ConditioningAugmentation
-from zoo.models.text_family import class_head
+from zoo.models.text_family import attribute_head, class_head
 
 # Sides an image may have (a power of two, down or up to the 4×4 map).
 STAGE1_SIZES = (16, 32, 64, 128, 256)
@@ -258,6 +258,7 @@ def build_matching_discriminator(
     spectral_norm: bool = False,
     sync_batchnorm: bool = False,
     num_classes: int = 0,
+    attributes: bool = False,
     name: str = "discriminator",
 ) -> keras.Model:
     """A matching-aware discriminator: ``[images, embedding]`` → float32 logits [B, 1].
@@ -266,7 +267,8 @@ def build_matching_discriminator(
     `condition_dim` and tiled over the map, then one logit per example. With `num_classes`,
     the outputs are ``[logits, class_logits]``: AC-GAN's class head
     (`zoo.models.text_family.class_head`, float32 [B, num_classes]) on the 4×4 image features
-    before φ(t) joins them.
+    before φ(t) joins them; with `attributes`, the attribute head's logits
+    (`text_family.attribute_head`, float32 [B, 2]) from the same features come last.
 
     Raises:
       UsageError: an unsupported image size or a non-positive size.
@@ -305,11 +307,12 @@ def build_matching_discriminator(
         spectral_norm,
     )(x)
     logits = keras.layers.Flatten(dtype="float32")(logits)
-    if num_classes:
-        # class_head reads the number of classes and spectral_norm off a config.
-        head = types.SimpleNamespace(class_names=range(num_classes), spectral_norm=spectral_norm)
-        return keras.Model([images, embedding], [logits, class_head(features, head)], name=name)
-    return keras.Model([images, embedding], logits, name=name)
+    # The heads read the number of classes and spectral_norm off a config.
+    head = types.SimpleNamespace(class_names=range(num_classes), spectral_norm=spectral_norm)
+    heads = [class_head(features, head)] if num_classes else []
+    if attributes:
+        heads.append(attribute_head(features, head))
+    return keras.Model([images, embedding], [logits, *heads] if heads else logits, name=name)
 
 
 # Stage-I's discriminator judges `stage1_size` images (section 3.2), Stage-II's the high side
