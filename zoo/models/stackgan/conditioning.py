@@ -9,8 +9,9 @@ dataset); the KL term keeps the manifold close to N(0, I).
 
 ε is an input of the layer, never drawn inside it: during training the caller draws it from the
 model's seed generator (so every randomness source stays repeatable), and an exported graph
-passes zeros (ĉ = μ), so it has no random op, converts to TFLite with builtin operators only and
-answers deterministically.
+takes it as part of its noise input (`StackGAN.split_noise`; zeros, ĉ = μ, for runs saved
+before that), so it has no random op, converts to TFLite with builtin operators only and
+answers deterministically for given inputs.
 
 Reference:
   Zhang et al. 2017, "StackGAN: Text to Photo-realistic Image Synthesis with Stacked
@@ -40,10 +41,10 @@ class ConditioningAugmentation(keras.layers.Layer):
     are float32 under mixed precision.
 
     Call it with a list ``[embedding, epsilon]`` (both [B, ·]; ε of shape [B, condition_dim]),
-    always both: pass ``epsilon`` drawn from N(0, I) to sample during training and zeros to get
-    ĉ = μ (evaluation and export). It returns the tuple ``(c_hat, mu, log_var)``, each
-    float32 [B, condition_dim]; add :func:`zoo.core.losses.kl_divergence` of ``(mu, log_var)``
-    to the generator loss.
+    always both: pass ``epsilon`` drawn from N(0, I) to sample (training, and evaluation and
+    export with the served noise's ε) and zeros to get ĉ = μ. It returns the tuple
+    ``(c_hat, mu, log_var)``, each float32 [B, condition_dim]; add
+    :func:`zoo.core.losses.kl_divergence` of ``(mu, log_var)`` to the generator loss.
 
     Args:
       condition_dim: size N_c of the condition ĉ (128 in the paper).

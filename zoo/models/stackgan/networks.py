@@ -138,7 +138,7 @@ def build_stage1_generator(
       A functional model with inputs ``[z, embedding, epsilon]`` (float32 [B, latent_dim],
       [B, embedding_dim], [B, condition_dim]; a dict keyed by those names works too) and
       outputs ``{"images": [B, S, S, channels] in [-1, 1], "mu": [B, N_c], "log_var": [B, N_c]}``,
-      all float32. Pass ε ~ N(0, I) to train, zeros to serve (ĉ = μ).
+      all float32. Pass ε ~ N(0, I) to sample (the served noise carries it), zeros for ĉ = μ.
 
     Raises:
       UsageError: an unsupported image size or a non-positive size.
