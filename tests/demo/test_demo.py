@@ -125,21 +125,19 @@ def test_check_of_stackgan_after_phase_two_shows_both_stages(demo_tools, demo_ex
 @pytest.mark.demo
 @pytest.mark.slow
 def test_check_of_the_float16_file(demo_tools, demo_export, tmp_path):
-    """The page on the float16 file (in this process; the main's own path is the dcgan test's)."""
-    from zoo.demo import check
-
+    """The main's `--check` on the float16 file (a forked process, tests/zygote.py)."""
     exported = demo_export("dcgan")
-    lines = []
-    worst = check.check(
-        str(exported.export_dir),
-        name=None,
-        flavour="float16",
-        screenshot=str(tmp_path / "shot.png"),
-        num=4,
-        log=lines.append,
+    shot = tmp_path / "shot.png"
+    result = run_demo(
+        f"--export_dir={exported.export_dir}",
+        "--check",
+        f"--screenshot={shot}",
+        "--flavour=float16",
+        "--num=4",
     )
-    assert any("float16" in line for line in lines), lines
-    assert worst <= TOLERANCE, "\n".join(lines)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "float16" in result.stdout
+    assert max_abs_diff(result.stdout) <= TOLERANCE
 
 
 # -- bad input: one line, exit code 2, and a readable message on the page ----------------------

@@ -76,8 +76,7 @@ def trim_metrics(path: str, step: int) -> int:
     with writing(path):
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
-        kept = [line for line in lines if _record_step(line) is not None]
-        kept = [line for line in kept if _record_step(line) <= step]
+        kept = [line for line in lines if (at := _record_step(line)) is not None and at <= step]
         if len(kept) != len(lines):
             atomic_write_text(path, "".join(line + "\n" for line in kept))
     return len(lines) - len(kept)
