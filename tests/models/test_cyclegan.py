@@ -102,6 +102,8 @@ def test_residual_blocks_follow_the_image_size(size, override, blocks):
         (dict(image_size=30), "multiple of 4"),
         (dict(pool_size=-1), "pool_size"),
         (dict(jitter_scale=0.9), "jitter_scale"),
+        (dict(downsamplings=3), "downsamplings"),
+        (dict(downsamplings=-1), "downsamplings"),
     ],
 )
 def test_bad_configs_are_usage_errors(changes, match):
@@ -134,6 +136,34 @@ def test_generator_shapes_at_paper_sizes(size):
     assert kinds.count(keras.layers.Conv2D) == 1 + 2 + 2 * residual_blocks(model.config) + 1
     assert kinds.count(keras.layers.Conv2DTranspose) == 2
     assert InstanceNormalization in kinds and ReflectionPadding2D in kinds
+
+
+@pytest.mark.parametrize(("downsamplings", "side", "width"), [(2, 4, 16), (1, 8, 8), (0, 16, 4)])
+def test_downsamplings_set_the_residual_blocks_side_and_width(downsamplings, side, width):
+    # 16 px, 4 filters: the paper's d8, d16, R16 at 4 x 4, or d8, R8 at 8 x 8 (the same
+    # multiply-adds per residual block: 4 x 4 x 16 x 16 = 8 x 8 x 8 x 8).
+    model = CycleGAN(tiny(downsamplings=downsamplings))
+    g = model.generator_ab
+    adds = [layer for layer in g.layers if isinstance(layer, keras.layers.Add)]
+    assert [tuple(a.output.shape[1:]) for a in adds] == [(side, side, width)]
+    kinds = [type(layer) for layer in g.layers]
+    strided = [
+        layer
+        for layer in g.layers
+        if isinstance(layer, keras.layers.Conv2D)
+        and not isinstance(layer, keras.layers.Conv2DTranspose)
+        and layer.strides == (2, 2)
+    ]
+    assert len(strided) == kinds.count(keras.layers.Conv2DTranspose) == downsamplings
+    assert g.output_shape == (None, 16, 16, 1)
+    x = tf.random.uniform([2, 16, 16, 1], -1, 1, seed=4)
+    assert g(x).shape == x.shape
+
+
+def test_old_runs_keep_two_downsamplings():
+    old = config_to_dict(tiny())
+    del old["downsamplings"]
+    assert config_from_dict(CycleGANConfig, old).downsamplings == 2
 
 
 def test_patchgan_is_70x70_with_30x30_logits_at_256():

@@ -36,8 +36,12 @@ class CycleGANConfig(GANConfig):
       image_size: side of the square images, a multiple of 4 (256 in the paper).
       channels: image channels of both domains.
       loss: adversarial loss (least squares in the paper; any core loss works).
-      generator_filters: filters of G's first layer (c7s1-64); 2× and 4× after the two
-        down-sampling convolutions.
+      generator_filters: filters of G's first layer (c7s1-64); doubled by each down-sampling
+        convolution (2× and 4× after the paper's two).
+      downsamplings: G's stride-2 convolutions before the residual blocks (and up-samplings
+        after them): the paper's 2 (d128, d256, R256 at a quarter of the side), or 1 (d128,
+        R128 at half the side: four times the positions at half the width, the same
+        multiply-adds per residual block), or 0 (R64 at full size).
       discriminator_filters: filters of D's first layer (C64); doubled per layer up to 8×.
       residual_blocks: residual blocks of each generator; 0 picks the paper's 9 above 128 px
         and 6 at 128 px or less.
@@ -59,6 +63,7 @@ class CycleGANConfig(GANConfig):
     absent_from_old_runs: typing.ClassVar[dict[str, Any]] = {
         **GANConfig.absent_from_old_runs,
         "upsample": "transpose",
+        "downsamplings": 2,
     }
 
     latent_dim: int = 100
@@ -67,6 +72,7 @@ class CycleGANConfig(GANConfig):
     loss: str = "least_squares"
     generator_filters: int = 64
     discriminator_filters: int = 64
+    downsamplings: int = 2
     residual_blocks: int = 0
     discriminator_layers: int = 3
     cycle_weight: float = 10.0
@@ -85,6 +91,7 @@ class CycleGANConfig(GANConfig):
                 f"cyclegan image_size must be a multiple of 4 >= 8, got {self.image_size}"
             )
         checks = {
+            "downsamplings": self.downsamplings in (0, 1, 2),
             "residual_blocks": self.residual_blocks >= 0,
             "discriminator_layers": self.discriminator_layers >= 1,
             "generator_filters": self.generator_filters >= 1,
@@ -161,7 +168,8 @@ def upsample(x: keras.KerasTensor, filters: int, mode: str) -> keras.KerasTensor
 
 
 def build_resnet_generator(config: CycleGANConfig, name: str) -> keras.Model:
-    """c7s1-64, d128, d256, R256 × n, u128, u64, c7s1-C with tanh (float32 output).
+    """c7s1-64, d128, d256, R256 × n, u128, u64, c7s1-C with tanh (float32 output); with
+    `config.downsamplings=1`: c7s1-64, d128, R128 × n, u64, c7s1-C.
 
     The u-layers are transposed convolutions or resize-convolutions (`config.upsample`).
     Reflection padding before the 7×7 and 3×3 convolutions that keep the size, instance
@@ -180,13 +188,15 @@ def build_resnet_generator(config: CycleGANConfig, name: str) -> keras.Model:
         return keras.layers.ReLU()(_instance_norm()(x))
 
     x = norm_relu(conv(ReflectionPadding2D(3)(images), f, 7))  # c7s1-64
-    for filters in (2 * f, 4 * f):  # d128, d256
+    widths = [f * 2**k for k in range(1, c.downsamplings + 1)]
+    for filters in widths:  # d128, d256
         x = norm_relu(conv(keras.layers.ZeroPadding2D(1)(x), filters, 3, strides=2))
+    width = f * 2**c.downsamplings
     for _ in range(residual_blocks(c)):  # R256
-        y = norm_relu(conv(ReflectionPadding2D(1)(x), 4 * f, 3))
-        y = _instance_norm()(conv(ReflectionPadding2D(1)(y), 4 * f, 3))
+        y = norm_relu(conv(ReflectionPadding2D(1)(x), width, 3))
+        y = _instance_norm()(conv(ReflectionPadding2D(1)(y), width, 3))
         x = keras.layers.Add()([x, y])
-    for filters in (2 * f, f):  # u128, u64
+    for filters in [w // 2 for w in reversed(widths)]:  # u128, u64
         x = norm_relu(upsample(x, filters, c.upsample))
     outputs = keras.layers.Conv2D(  # c7s1-C
         c.channels,
