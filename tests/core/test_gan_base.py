@@ -14,7 +14,7 @@ from zoo import registry, train
 from zoo import run as zoo_run
 from zoo.core import distribute
 from zoo.core.config import apply_overrides
-from zoo.errors import TrainingDivergedError
+from zoo.errors import TrainingDivergedError, UsageError
 
 
 def _toy_gan(*overrides, data_dim=2):
@@ -84,6 +84,43 @@ def test_r1_penalty_is_tracked_when_enabled():
     model = _toy_gan("r1_gamma=10")
     logs = model.train_on_batch(np.ones((8, 2), "float32"), return_dict=True)
     assert "r1_penalty" in logs and logs["r1_penalty"] >= 0
+
+
+def test_lazy_r1_weighs_k_times_on_every_kth_step_and_nothing_between():
+    real = tf.constant(np.random.default_rng(0).normal(size=(8, 2)).astype("float32"))
+    fake = tf.constant(np.random.default_rng(1).normal(size=(8, 2)).astype("float32"))
+    plain, every, lazy = (
+        _toy_gan(*flags) for flags in ([], ["r1_gamma=0.5"], ["r1_gamma=0.5", "r1_interval=4"])
+    )
+    for model in (every, lazy):  # one set of weights: the losses differ by the penalty alone
+        model.discriminator.set_weights(plain.discriminator.get_weights())
+
+    def d_loss(model, step):
+        model.step.assign(step)
+        loss, logs = tf.function(model.discriminator_loss)(real, fake)
+        return float(loss), logs
+
+    base, _ = d_loss(plain, 0)
+    with_r1, logs = d_loss(every, 5)
+    term = with_r1 - base
+    penalty = float(logs["r1_penalty"])
+    assert term > 1e-4 and term == pytest.approx(0.5 * 0.5 * penalty, rel=1e-4)
+    for step in (0, 8):  # due: 4 times the term, logged as 4 times the penalty
+        loss, logs = d_loss(lazy, step)
+        assert loss - base == pytest.approx(4 * term, rel=1e-4)
+        assert float(logs["r1_penalty"]) == pytest.approx(4 * penalty, rel=1e-4)
+    for step in (1, 3, 6):  # between: no penalty, and none logged
+        loss, logs = d_loss(lazy, step)
+        assert loss == base and float(logs["r1_penalty"]) == 0.0
+    # Trains through fit's function (tf.cond around the double back-propagation).
+    for _ in range(2):
+        logs = lazy.train_on_batch(real.numpy(), return_dict=True)
+        assert logs["finite"] == 1.0 and np.isfinite(logs["d_loss"])
+
+
+def test_r1_interval_below_one_is_refused():
+    with pytest.raises(UsageError, match="r1_interval must be >= 1"):
+        _toy_gan("r1_interval=0")
 
 
 def test_pacgan_packs_samples_for_the_discriminator():

@@ -34,6 +34,9 @@ class GANConfig:
       gp_weight: gradient-penalty weight; a negative value picks the loss's default
         (10 for `wgan_gp`, 0 otherwise).
       r1_gamma: weight γ of the R1 penalty γ/2·‖∇D(x)‖² on real data (0 = off).
+      r1_interval: lazy R1 (StyleGAN2, Karras et al. 2020): the penalty only on every k-th
+        training step, weighted k·γ/2, so it weighs as much per step on average for 1/k of
+        its cost (1 = every step).
       spectral_norm: wrap the discriminator's weight layers in spectral normalisation.
       augment: differentiable augmentation of D's inputs (DiffAugment, Zhao et al. 2020), the
         same random transform on real and generated images: comma-separated policies from
@@ -51,6 +54,7 @@ class GANConfig:
     d_steps: int = 0
     gp_weight: float = -1.0
     r1_gamma: float = 0.0
+    r1_interval: int = 1
     spectral_norm: bool = False
     augment: str = ""
     g_learning_rate: float = 2e-4
@@ -61,7 +65,11 @@ class GANConfig:
 
     # Fields added after runs were saved: what a saved config without them meant, whatever a
     # family's default is now (a run from before the average had none in its checkpoints).
-    absent_from_old_runs: typing.ClassVar[dict[str, Any]] = {"ema_decay": 0.0, "augment": ""}
+    absent_from_old_runs: typing.ClassVar[dict[str, Any]] = {
+        "ema_decay": 0.0,
+        "augment": "",
+        "r1_interval": 1,
+    }
 
     def __post_init__(self) -> None:
         # Checked before any tensor is made: latent_dim=0 aborts the process inside oneDNN,
@@ -70,6 +78,8 @@ class GANConfig:
             raise UsageError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if isinstance(self.d_steps, int) and self.d_steps < 0:
             raise UsageError(f"d_steps must be >= 0 (0 = the loss's default), got {self.d_steps}")
+        if isinstance(self.r1_interval, int) and self.r1_interval < 1:
+            raise UsageError(f"r1_interval must be >= 1 (1 = every step), got {self.r1_interval}")
         parse_augment(self.augment)
         if isinstance(self.ema_decay, int | float) and not 0.0 <= self.ema_decay < 1.0:
             raise UsageError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")

@@ -315,11 +315,28 @@ class GAN(keras.Model):
             loss += self.gp_weight * penalty
             logs["gradient_penalty"] = replica_mean(penalty)
         if self.config.r1_gamma > 0:
-            penalty = losses.global_batch_mean(losses.r1_penalty(discriminate, real))
-            loss += 0.5 * self.config.r1_gamma * penalty
-            logs["r1_penalty"] = replica_mean(penalty)
+            penalty, weight = self.r1_term(discriminate, real)
+            loss += 0.5 * self.config.r1_gamma * weight * penalty
+            # Lazy R1 logs weight·penalty (0 between its steps): the tracker's mean over a
+            # log window of whole intervals is the penalty's mean, as with r1_interval=1.
+            logs["r1_penalty"] = replica_mean(weight * penalty)
         logs["d_loss"] = replica_mean(loss)
         return loss, logs
+
+    def r1_term(self, discriminate: Any, real: Any) -> tuple[tf.Tensor, tf.Tensor]:
+        """The R1 penalty's batch mean and its weight this step: (penalty, 1) every step, or
+        with `r1_interval=k` (penalty, k) on the steps divisible by k and (0, 0) between them,
+        where `tf.cond` skips the penalty's double back-propagation."""
+        k = self.config.r1_interval
+
+        def penalty() -> tf.Tensor:
+            return losses.global_batch_mean(losses.r1_penalty(discriminate, real))
+
+        if k == 1:
+            return penalty(), tf.constant(1.0)
+        due = tf.equal(self.step % k, 0)
+        value = tf.cond(due, penalty, lambda: tf.constant(0.0))
+        return value, tf.where(due, float(k), 0.0)
 
     def discriminator_update(
         self, real: Any, fake: Any, condition: Any = None
