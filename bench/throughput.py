@@ -1,7 +1,7 @@
 """Images per second of any family's training step, through the path `train_main.py` runs.
 
     python bench/throughput.py --model=dcgan --image_size=64 --channels=1 --batch_size=64 --steps=12
-    python bench/throughput.py --model=cyclegan --image_size=32 --channels=3 --batch_size=1
+    python bench/throughput.py --model=cyclegan --image_size=32 --channels=3 --nodataset_defaults
     python bench/throughput.py --model=stackgan --image_size=32 --batch_size=64   # both phases
 
 builds the family's model from its task (`default_config` for `--dataset`, the overrides, the
@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import warnings
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -48,6 +49,13 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_string("domain_a", "sandal", "cyclegan: class of domain A.")
 flags.DEFINE_string("domain_b", "sneaker", "cyclegan: class of domain B.")
+flags.DEFINE_boolean(
+    "dataset_defaults",
+    True,
+    "Start from the family's defaults for --dataset (cyclegan on Fashion-MNIST: 32 px gray, "
+    "32 filters, batch 4); --nodataset_defaults: the family's own config and batch whatever "
+    "the data (CycleGAN's paper config, batch 1, as ../shared/ref/torch_cyclegan.py).",
+)
 flags.DEFINE_multi_string("config", [], "Family config override key=value.")
 
 # Text encoder pretraining steps for the text families: enough to build it, not to train it.
@@ -75,6 +83,15 @@ def cpu_description() -> str:
     return f"cpu={model!r} extensions={','.join(extensions) or 'none'} onednn={onednn}"
 
 
+def starting_point(task: Any, dataset: str, dataset_defaults: bool = True) -> tuple[Any, int]:
+    """The config and batch size a timing starts from: the family's for `dataset`, or with
+    `dataset_defaults=False` its config class's own and its batch size for no dataset in
+    particular (CycleGAN: the paper's 64 filters, identity loss, jitter, batch 1)."""
+    if dataset_defaults:
+        return task.default_config(dataset), task.default_batch_size(dataset)
+    return task.config_class(), task.default_batch_size("")
+
+
 def measure(
     model_name: str,
     *,
@@ -88,10 +105,13 @@ def measure(
     domain_a: str = "sandal",
     domain_b: str = "sneaker",
     overrides: tuple[str, ...] = (),
+    dataset_defaults: bool = True,
 ) -> list[dict]:
     """Times `steps` training steps of each phase of a family; one dict per phase.
 
-    `batch_size=0` takes the family's default (`Task.default_batch_size`). Each dict has
+    `batch_size=0` takes the family's default (`Task.default_batch_size`). The config starts
+    from `Task.default_config(dataset)`, or with `dataset_defaults=False` from the family's
+    own config class (and a batch size chosen for no dataset in particular). Each dict has
     `phase`, `batch_size`, `images_per_sec` (best of `repeats`) and `steps_per_sec`.
     """
     import keras
@@ -103,7 +123,8 @@ def measure(
     from zoo.run import RunConfig, checkpoint_dir
 
     task = registry.get(model_name)
-    batch_size = batch_size or task.default_batch_size(dataset)
+    start, default_batch = starting_point(task, dataset, dataset_defaults)
+    batch_size = batch_size or default_batch
     strategy = tf.distribute.get_strategy()
     work = tempfile.mkdtemp(prefix="zoo-throughput-")
     rc = RunConfig(
@@ -119,7 +140,7 @@ def measure(
     sizes = [f"image_size={image_size}", f"channels={channels}"]
     if hasattr(task.config_class(), "text_encoder_steps"):
         sizes.append(f"text_encoder_steps={TEXT_ENCODER_STEPS}")
-    base = apply_overrides(task.default_config(dataset), [*sizes, *overrides])
+    base = apply_overrides(start, [*sizes, *overrides])
 
     class Timer(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -187,6 +208,7 @@ def main(argv: list[str]) -> None:
         domain_a=FLAGS.domain_a,
         domain_b=FLAGS.domain_b,
         overrides=tuple(FLAGS.config),
+        dataset_defaults=FLAGS.dataset_defaults,
     )
     for result in results:
         print(
