@@ -24,7 +24,9 @@ def test_without_dataset_defaults_cyclegan_is_the_papers_as_the_pytorch_referenc
     assert config.jitter and config.flip
 
 
-def test_dcgan_starts_from_the_same_config_either_way():
+def test_dcgan_on_fashion_mnist_times_its_recipe_and_without_the_papers():
     task = registry.get("dcgan")
-    assert starting_point(task, "fashion_mnist", False)[1] == 64
-    assert starting_point(task, "fashion_mnist")[1] == 64
+    config, batch = starting_point(task, "fashion_mnist")
+    assert (config.r1_interval, config.ema_decay, batch) == (16, 0.99, 64)
+    config, batch = starting_point(task, "fashion_mnist", False)
+    assert (config.image_size, config.r1_gamma, config.ema_decay, batch) == (64, 0.0, 0.0, 64)

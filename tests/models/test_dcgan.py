@@ -177,3 +177,37 @@ def test_trunk_old_path_unchanged(name, overrides, g_params, d_params, total, ma
     assert model.discriminator.count_params() == d_params
     assert float(np.sum(images)) == pytest.approx(total, rel=1e-4, abs=1e-5)
     assert float(np.sum(np.abs(images))) == pytest.approx(magnitude, rel=1e-5)
+
+
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "mnist"])
+def test_idx_datasets_get_the_measured_28px_recipe(dataset):
+    config = registry.get("dcgan").default_config(dataset)
+    assert (config.image_size, config.channels, config.recipe_layout) == (28, 1, True)
+    assert config.g_learning_rate == config.d_learning_rate == pytest.approx(8e-4)
+    assert (config.r1_gamma, config.r1_interval, config.ema_decay) == (0.1, 16, 0.99)
+    model = registry.get("dcgan").build_model(config, seed=0)
+    model.compile(train_steps=10)
+    assert float(model.d_optimizer.inner_optimizer.learning_rate) == pytest.approx(8e-4)
+    assert model.ema is not None and "r1_penalty" in model.trackers
+
+
+@pytest.mark.parametrize("dataset", ["celeb_a", "folder:/data/faces"])
+def test_other_datasets_keep_the_papers_64px_recipe(dataset):
+    config = registry.get("dcgan").default_config(dataset)
+    assert (config.image_size, config.g_learning_rate, config.r1_gamma) == (64, 2e-4, 0.0)
+    assert config.ema_decay == 0.0
+
+
+def test_a_run_saved_before_the_recipe_restores_with_its_own_settings():
+    from zoo.core.config import config_from_dict, config_to_dict
+
+    family = registry.get("dcgan")
+    values = config_to_dict(family.config_class(image_size=28))  # an old 28 px default run
+    del values["r1_interval"]
+    old = config_from_dict(family.config_class, values)
+    assert (old.g_learning_rate, old.r1_gamma, old.r1_interval, old.ema_decay) == (
+        2e-4,
+        0.0,
+        1,
+        0.0,
+    )
