@@ -183,11 +183,12 @@ def test_trunk_old_path_unchanged(name, overrides, g_params, d_params, total, ma
 def test_idx_datasets_get_the_measured_28px_recipe(dataset):
     config = registry.get("dcgan").default_config(dataset)
     assert (config.image_size, config.channels, config.recipe_layout) == (28, 1, True)
-    assert config.g_learning_rate == config.d_learning_rate == pytest.approx(8e-4)
+    assert config.g_learning_rate == config.d_learning_rate == pytest.approx(1.6e-3)
     assert (config.r1_gamma, config.r1_interval, config.ema_decay) == (0.1, 16, 0.99)
+    assert (config.beta_1, config.beta_2) == (0.0, 0.99)
     model = registry.get("dcgan").build_model(config, seed=0)
     model.compile(train_steps=10)
-    assert float(model.d_optimizer.inner_optimizer.learning_rate) == pytest.approx(8e-4)
+    assert float(model.d_optimizer.inner_optimizer.learning_rate) == pytest.approx(1.6e-3)
     assert model.ema is not None and "r1_penalty" in model.trackers
 
 

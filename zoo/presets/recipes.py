@@ -105,7 +105,8 @@ PRESETS: dict[str, Preset] = {
             "dcgan_fashion_mnist",
             "dcgan",
             "fashion_mnist",
-            "DCGAN on Fashion-MNIST, 28 px (the reference's layout, architecture=auto)",
+            "DCGAN on Fashion-MNIST, 28 px, the family's defaults there (the reference's "
+            "layout, Adam 1.6e-3, lazy R1, G's average)",
             config=("image_size=28",),
             run={"train_steps": 3000, "batch_size": 64, "seed": 0},
             headline=IMAGE_HEADLINE,
