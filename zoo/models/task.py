@@ -37,12 +37,20 @@ class Task:
       phases: the phases a family trains in, one run directory for all (`stackgan`: (1, 2),
         chosen by `--stage`); () for a family trained in one go.
       data_kinds: the kinds of data it trains on (`image`; `vector` for the toys).
+      batch_size: the global batch of a run that passes no `--batch_size`.
+      dataset_defaults: config fields measured for particular datasets, by dataset name
+        (e.g. DCGAN's 28 px recipe on Fashion-MNIST and MNIST): a new run on one of them starts
+        from the family's config with these in place, before the command line's overrides.
+      dataset_batch_sizes: the default batch on particular datasets, by dataset name.
     """
 
     name: ClassVar[str] = ""
     model_class: ClassVar[type[GAN]] = GAN
     phases: ClassVar[tuple[int, ...]] = ()
     data_kinds: ClassVar[tuple[str, ...]] = ("image",)
+    batch_size: ClassVar[int] = 64
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    dataset_batch_sizes: ClassVar[dict[str, int]] = {}
 
     @property
     def config_class(self) -> type:
@@ -51,15 +59,14 @@ class Task:
 
     # -- the config -------------------------------------------------------------------------
     def default_config(self, dataset: str) -> Any:
-        """The config a new run on `dataset` starts from, before the command line's overrides
-        (the family's defaults; a family may pick others for a kind of data, e.g. the toys)."""
-        del dataset
-        return self.config_class()
+        """The config a new run on `dataset` starts from, before the command line's overrides:
+        the family's defaults with `dataset_defaults[dataset]` in place."""
+        return dataclasses.replace(self.config_class(), **self.dataset_defaults.get(dataset, {}))
 
     def default_batch_size(self, dataset: str) -> int:
-        """The global batch size of a run on `dataset` that passes no `--batch_size`."""
-        del dataset
-        return 64
+        """The global batch size of a run on `dataset` that passes no `--batch_size`:
+        `dataset_batch_sizes[dataset]`, else `batch_size`."""
+        return self.dataset_batch_sizes.get(dataset, self.batch_size)
 
     def with_phase(self, config: Any, phase: int) -> Any:
         """The config for one phase of a family trained in phases (its `stage` field)."""

@@ -4,6 +4,7 @@ scored."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -67,18 +68,12 @@ class CycleGANTask(Task):
     G(F(b)); `a_to_b` (also `serving_default`) and `b_to_a` served; translation metrics."""
 
     model_class = CycleGAN
-
-    def default_config(self, dataset: str) -> CycleGANConfig:
-        """The paper's config (256 px RGB), but `SMALL_GRAY` on the 28 px grayscale IDX
-        datasets (Fashion-MNIST, MNIST)."""
-        if dataset in IDX_NAMES:
-            return CycleGANConfig(**SMALL_GRAY)
-        return CycleGANConfig()
-
-    def default_batch_size(self, dataset: str) -> int:
-        """1, the paper's (instance norm, a history pool of single images); `SMALL_GRAY_BATCH`
-        on the IDX datasets."""
-        return SMALL_GRAY_BATCH if dataset in IDX_NAMES else 1
+    # The paper's config (256 px RGB) and batch 1 (instance norm, a history pool of single
+    # images), but `SMALL_GRAY` and `SMALL_GRAY_BATCH` on the 28 px grayscale IDX datasets
+    # (Fashion-MNIST, MNIST).
+    batch_size = 1
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {name: SMALL_GRAY for name in IDX_NAMES}
+    dataset_batch_sizes: ClassVar[dict[str, int]] = {name: SMALL_GRAY_BATCH for name in IDX_NAMES}
 
     def __init__(self) -> None:
         self._real: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
