@@ -166,6 +166,34 @@ def test_old_runs_keep_two_downsamplings():
     assert config_from_dict(CycleGANConfig, old).downsamplings == 2
 
 
+def _shoe_and_fainter_shoe():
+    # A shape on a black (-1) background, and the same shape at 40% of its contrast.
+    x = np.full([2, 16, 16, 1], -1.0, np.float32)
+    x[:, 4:12, 3:13] = np.random.default_rng(0).uniform(-0.2, 1.0, [2, 8, 10, 1])
+    return x, -1.0 + 0.4 * (x + 1.0)
+
+
+@pytest.mark.parametrize("downsamplings", [2, 1])
+def test_instance_norm_after_the_first_conv_makes_g_blind_to_the_inputs_contrast(downsamplings):
+    x, faint = _shoe_and_fainter_shoe()
+    paper = CycleGAN(tiny(downsamplings=downsamplings), seed=1).generator_ab
+    # Equal but for the normalisation's epsilon, which weighs more at the lower contrast.
+    np.testing.assert_allclose(paper(faint), paper(x), atol=5e-3)
+    config = tiny(downsamplings=downsamplings, input_norm=False)
+    g = CycleGAN(config, seed=1).generator_ab
+    first = next(layer for layer in g.layers if isinstance(layer, keras.layers.Conv2D))
+    assert first.kernel_size == (7, 7) and first.use_bias
+    norms = sum(isinstance(layer, InstanceNormalization) for layer in g.layers)
+    assert norms == sum(isinstance(layer, InstanceNormalization) for layer in paper.layers) - 1
+    assert float(np.abs(g(faint) - g(x)).max()) > 0.05
+
+
+def test_old_runs_keep_the_input_norm():
+    old = config_to_dict(tiny(input_norm=False))
+    del old["input_norm"]
+    assert config_from_dict(CycleGANConfig, old).input_norm is True
+
+
 def test_patchgan_is_70x70_with_30x30_logits_at_256():
     config = CycleGANConfig(generator_filters=1, discriminator_filters=2)
     model = CycleGAN(config)

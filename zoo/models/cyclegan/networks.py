@@ -55,6 +55,12 @@ class CycleGANConfig(GANConfig):
       jitter_scale: 286/256, the paper's 286 → 256 crops.
       flip: random horizontal flips.
       lr_constant_fraction: share of `--train_steps` at the constant learning rate.
+      input_norm: instance normalisation after G's first convolution (c7s1-64), as the paper.
+        The convolution is linear and the normalisation removes each channel's per-image
+        offset and scale, so G is blind to the input's global contrast: an image x and
+        x0 + c·(x − x0) (c > 0, x0 the background, e.g. a shoe 30% fainter on black) give the
+        same output, and F(G(a)) cannot bring back how bright a was. False: that convolution
+        has a bias and no normalisation (ReLU only), so its output keeps the contrast.
       upsample: G's two up-sampling layers: `transpose` (the paper's 3×3 stride-2 transposed
         convolutions) or `resize` (nearest-neighbour ×2, then a 3×3 convolution on reflection
         padding: Odena et al. 2016's resize-convolution, free of checkerboard artefacts).
@@ -64,6 +70,7 @@ class CycleGANConfig(GANConfig):
         **GANConfig.absent_from_old_runs,
         "upsample": "transpose",
         "downsamplings": 2,
+        "input_norm": True,
     }
 
     latent_dim: int = 100
@@ -82,6 +89,7 @@ class CycleGANConfig(GANConfig):
     jitter_scale: float = 286 / 256
     flip: bool = True
     lr_constant_fraction: float = 0.5
+    input_norm: bool = True
     upsample: str = "transpose"
 
     def __post_init__(self) -> None:
@@ -173,21 +181,25 @@ def build_resnet_generator(config: CycleGANConfig, name: str) -> keras.Model:
 
     The u-layers are transposed convolutions or resize-convolutions (`config.upsample`).
     Reflection padding before the 7×7 and 3×3 convolutions that keep the size, instance
-    normalisation after every convolution but the last; output shape = input shape.
+    normalisation after every convolution but the last (and but the first with
+    `config.input_norm=False`); output shape = input shape.
     """
     c = config
     f = c.generator_filters
     images = keras.Input((c.image_size, c.image_size, c.channels), name="images")
 
-    def conv(x, filters, kernel, strides=1):
+    def conv(x, filters, kernel, strides=1, bias=False):
         return keras.layers.Conv2D(
-            filters, kernel, strides=strides, use_bias=False, kernel_initializer=dcgan_init()
+            filters, kernel, strides=strides, use_bias=bias, kernel_initializer=dcgan_init()
         )(x)
 
     def norm_relu(x):
         return keras.layers.ReLU()(_instance_norm()(x))
 
-    x = norm_relu(conv(ReflectionPadding2D(3)(images), f, 7))  # c7s1-64
+    if c.input_norm:  # c7s1-64
+        x = norm_relu(conv(ReflectionPadding2D(3)(images), f, 7))
+    else:
+        x = keras.layers.ReLU()(conv(ReflectionPadding2D(3)(images), f, 7, bias=True))
     widths = [f * 2**k for k in range(1, c.downsamplings + 1)]
     for filters in widths:  # d128, d256
         x = norm_relu(conv(keras.layers.ZeroPadding2D(1)(x), filters, 3, strides=2))
