@@ -20,7 +20,7 @@ def test_cyclegan_on_fashion_mnist_starts_from_its_small_gray_defaults():
 def test_without_dataset_defaults_cyclegan_is_the_papers_as_the_pytorch_reference():
     config, batch = starting_point(registry.get("cyclegan"), "fashion_mnist", False)
     assert (config.generator_filters, config.discriminator_filters, batch) == (64, 64, 1)
-    assert (config.identity_weight, config.downsamplings) == (0.5, 2)
+    assert (config.identity_weight, config.downsamplings, config.input_norm) == (0.5, 2, True)
     assert config.jitter and config.flip
 
 

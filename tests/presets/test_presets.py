@@ -3,6 +3,7 @@ name, `--init_from`'s weights and resume, `list`, and the shipped presets' size 
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import os
@@ -274,6 +275,35 @@ def test_shipped_presets_check_out_and_reproduce_their_golden_batch():
     for name in shipped:
         trained = store.load(name, root=PACKAGE)
         assert store.golden_error(trained.model, os.path.join(PACKAGE, name)) <= 1e-5, name
+
+
+DATA_FIELDS = ("num_classes", "class_names", "data_dim", "vocabulary")
+RESOLVED_FIELDS = {"aux_weight": "resolve_aux_weight", "attribute_weight": "resolve_attribute_weight"}
+
+
+def test_shipped_presets_recipes_still_resolve_to_the_config_their_weights_fit(tmp_path):
+    """`python -m zoo.presets build NAME` rebuilds what is shipped: its recipe on today's
+    family defaults gives the shipped config (a changed default must be pinned in the recipe)."""
+    from zoo import train
+    from zoo.core.config import config_to_dict
+    from zoo.presets import recipes
+    from zoo.run import RunConfig, load_run
+
+    for name in _shipped():
+        preset = recipes.get(name)
+        phase = preset.phases[-1] if preset.phases else {}
+        rc = RunConfig(**preset.run_options(phase), model_dir=str(tmp_path / name))
+        task, config = train.resolve_config(rc, preset.config)
+        _, shipped, _ = load_run(os.path.join(PACKAGE, name))
+        # Filled from the data when training starts (adapt_config, prepare_run).
+        data = {k: getattr(shipped, k) for k in DATA_FIELDS if not getattr(config, k, True)}
+        config = dataclasses.replace(config, **data)
+        want, got = config_to_dict(shipped), config_to_dict(config)
+        for key, resolve in RESOLVED_FIELDS.items():  # negative = the family's default
+            if key in got:
+                got[key] = getattr(task.model_class, resolve)(config)
+                want[key] = getattr(task.model_class, resolve)(shipped)
+        assert got == want, (name, {k: (got[k], v) for k, v in want.items() if got[k] != v})
 
 
 def test_gan_ring8_card_metrics_recompute():
