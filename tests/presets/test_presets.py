@@ -278,7 +278,10 @@ def test_shipped_presets_check_out_and_reproduce_their_golden_batch():
 
 
 DATA_FIELDS = ("num_classes", "class_names", "data_dim", "vocabulary")
-RESOLVED_FIELDS = {"aux_weight": "resolve_aux_weight", "attribute_weight": "resolve_attribute_weight"}
+RESOLVED_FIELDS = {
+    "aux_weight": "resolve_aux_weight",
+    "attribute_weight": "resolve_attribute_weight",
+}
 
 
 def test_shipped_presets_recipes_still_resolve_to_the_config_their_weights_fit(tmp_path):
