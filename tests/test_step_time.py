@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.families import REPO, TINY, run_python, subprocess_env
-from zoo import train
+from zoo import registry, train
 from zoo.run import RunConfig
 
 # A tiny CycleGAN step (its Fashion-MNIST default batch of 4: two generators and two
@@ -60,6 +60,51 @@ def test_batch_size_zero_is_the_familys_default(model, dataset, batch_size):
     rc = train.with_family_defaults(RunConfig(model=model, dataset=dataset))
     assert rc.batch_size == batch_size
     assert train.with_family_defaults(RunConfig(model=model, batch_size=5)).batch_size == 5
+
+
+# The budgets README's quality figures were measured at (bench/): a run with no --train_steps
+# trains as long as the figure beside its recipe.
+@pytest.mark.parametrize(
+    ("model", "dataset", "train_steps"),
+    [
+        ("dcgan", "fashion_mnist", 3000),
+        ("dcgan", "mnist", 3000),
+        ("dcgan", "folder:/data/faces", 1000),
+        ("cgan", "fashion_mnist", 2000),
+        ("gan_int_cls", "fashion_mnist", 1500),
+        ("stackgan", "fashion_mnist", 2000),
+        ("cyclegan", "fashion_mnist", 3000),
+        ("cyclegan", "folder:/data/horse2zebra", 1000),
+        ("gan", "ring8", 8000),
+        ("gan", "grid25", 8000),
+        ("gan", "mnist", 1000),
+    ],
+)
+def test_train_steps_zero_is_the_familys_budget_on_the_dataset(model, dataset, train_steps):
+    rc = train.with_family_defaults(RunConfig(model=model, dataset=dataset))
+    assert (rc.train_steps, rc.batch_size) == (
+        train_steps,
+        registry.get(model).default_batch_size(dataset),
+    )
+    given = train.with_family_defaults(RunConfig(model=model, dataset=dataset, train_steps=7))
+    assert given.train_steps == 7
+
+
+def test_a_resumed_run_keeps_its_train_steps_unless_given(tmp_path):
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model": "dcgan", "run": {"train_steps": 1000, "batch_size": 32}})
+    )
+    rc = RunConfig(model="dcgan", dataset="fashion_mnist", model_dir=str(tmp_path))
+    resumed = train.with_family_defaults(rc)
+    assert (resumed.train_steps, resumed.batch_size) == (1000, 32)
+    more = train.with_family_defaults(RunConfig(**{**rc.__dict__, "train_steps": 5000}))
+    assert (more.train_steps, more.batch_size) == (5000, 32)
+    # A run directory from before the field (or a damaged value) gets the family's.
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model": "dcgan", "run": {"train_steps": True, "batch_size": "64"}})
+    )
+    assert train.with_family_defaults(rc).train_steps == 3000
+    assert train.with_family_defaults(rc).batch_size == 64
 
 
 def test_a_resumed_run_keeps_its_batch_size(tmp_path):

@@ -62,7 +62,10 @@ class RunConfig:
       examples_per_class: train on the first N examples of each class only (0 = all), e.g.
         600 for a tenth of Fashion-MNIST; labelled in-memory datasets.
       model_dir: the run directory; the same one again resumes the run.
-      train_steps: total generator steps.
+      train_steps: total generator steps (of the phase, for a family trained in phases); 0 =
+        the saved run's when resuming, else the family's on the dataset (1000; dcgan 3000,
+        cgan 2000, gan_int_cls 1500, stackgan 2000 a phase and cyclegan 3000 on
+        Fashion-MNIST/MNIST; gan 8000 on the toys: the budgets of README's quality figures).
       batch_size: global batch size (split over replicas); 0 = the family's default (64;
         cyclegan 1 as the paper; gan 256 on the toy datasets).
       strategy: tf.distribute strategy: default, mirrored, multi_worker or tpu.
@@ -96,7 +99,7 @@ class RunConfig:
     classes: tuple[str, ...] = ()
     examples_per_class: int = 0
     model_dir: str = ""
-    train_steps: int = 1000
+    train_steps: int = 0
     batch_size: int = 0
     strategy: str = dataclasses.field(default="default", metadata={"choices": STRATEGIES})
     num_virtual_devices: int = 0

@@ -94,15 +94,25 @@ def _with_phase(task: Task, config: Any, rc: RunConfig) -> Any:
 
 
 def with_family_defaults(rc: RunConfig) -> RunConfig:
-    """`rc` with `batch_size=0` filled in: the saved run's when resuming, else the family's."""
-    if rc.batch_size:
+    """`rc` with `batch_size=0` and `train_steps=0` filled in: the saved run's when resuming,
+    else the family's on `rc.dataset` (`Task.default_batch_size`, `Task.default_train_steps`)."""
+    if rc.batch_size and rc.train_steps:
         return rc
     path = os.path.join(rc.model_dir, CONFIG_FILE) if rc.model_dir else ""
     saved = read_json(path) if os.path.exists(path) else {}
-    saved = saved.get("run", {}).get("batch_size", 0) if isinstance(saved, dict) else 0
-    if not (isinstance(saved, int) and saved > 0):
-        saved = registry.get(rc.model).default_batch_size(rc.dataset)
-    return dataclasses.replace(rc, batch_size=saved)
+    saved = saved.get("run", {}) if isinstance(saved, dict) else {}
+    saved = saved if isinstance(saved, dict) else {}
+    task = registry.get(rc.model)
+    family = {"batch_size": task.default_batch_size, "train_steps": task.default_train_steps}
+    filled = {}
+    for name, default in family.items():
+        if getattr(rc, name):
+            continue
+        value = saved.get(name, 0)
+        if isinstance(value, bool) or not (isinstance(value, int) and value > 0):
+            value = default(rc.dataset)
+        filled[name] = value
+    return dataclasses.replace(rc, **filled)
 
 
 def resolve_config(rc: RunConfig, overrides: Sequence[str]) -> tuple[Task, Any]:

@@ -43,7 +43,7 @@ from zoo.core.networks import (
     dcgan_generator_trunk,
     dcgan_logits,
 )
-from zoo.data import DatasetInfo, make_dataset, resolve_classes
+from zoo.data import IDX_NAMES, DatasetInfo, make_dataset, resolve_classes
 from zoo.errors import UsageError
 from zoo.models.task import SignatureTable, Task, dataset_options
 from zoo.run import RunConfig
@@ -356,6 +356,8 @@ class CGANTask(Task):
     """The cGAN's run side: labelled data, a row per class, `z` + `label` served."""
 
     model_class = CGAN
+    # The budget of its quality figures (`bench/conditional_quality.py --model=cgan`, 2000 × 64).
+    dataset_train_steps: typing.ClassVar[dict[str, int]] = {name: 2000 for name in IDX_NAMES}
 
     def adapt_config(self, config: CGANConfig, info: DatasetInfo) -> CGANConfig:
         """Takes the number and names of classes from the data (original class indices)."""

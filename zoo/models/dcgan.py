@@ -130,3 +130,5 @@ class DCGANTask(Task):
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
         name: IDX_DEFAULTS for name in IDX_NAMES
     }
+    # The budget of its quality figures there (`bench/quality.py --model=dcgan`: 3000 × 64).
+    dataset_train_steps: ClassVar[dict[str, int]] = {name: 3000 for name in IDX_NAMES}

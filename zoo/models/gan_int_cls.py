@@ -57,6 +57,7 @@ from zoo.core.networks import (
     dcgan_layout,
     dcgan_logits,
 )
+from zoo.data import IDX_NAMES
 from zoo.errors import UsageError
 from zoo.models.text_family import (
     ATTRIBUTE_COLUMNS,
@@ -220,6 +221,9 @@ class GANIntClsTask(TextTask):
     """GAN-INT-CLS's run side: the shared text task with its picture."""
 
     model_class = GANIntCls
+    # The budget of its quality figures (`bench/conditional_quality.py --model=gan_int_cls
+    # --train_steps=1500`).
+    dataset_train_steps: typing.ClassVar[dict[str, int]] = {name: 1500 for name in IDX_NAMES}
 
     def sample_picture(
         self,

@@ -42,6 +42,11 @@ class Task:
         (e.g. DCGAN's 28 px recipe on Fashion-MNIST and MNIST): a new run on one of them starts
         from the family's config with these in place, before the command line's overrides.
       dataset_batch_sizes: the default batch on particular datasets, by dataset name.
+      train_steps: the generator steps of a run that passes no `--train_steps` (of each phase,
+        for a family trained in phases).
+      dataset_train_steps: the default steps on particular datasets, by dataset name: the
+        budget the family's quality figures were measured at there (bench/), so that a run
+        with no flag gets them.
     """
 
     name: ClassVar[str] = ""
@@ -51,6 +56,8 @@ class Task:
     batch_size: ClassVar[int] = 64
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     dataset_batch_sizes: ClassVar[dict[str, int]] = {}
+    train_steps: ClassVar[int] = 1000
+    dataset_train_steps: ClassVar[dict[str, int]] = {}
 
     @property
     def config_class(self) -> type:
@@ -67,6 +74,11 @@ class Task:
         """The global batch size of a run on `dataset` that passes no `--batch_size`:
         `dataset_batch_sizes[dataset]`, else `batch_size`."""
         return self.dataset_batch_sizes.get(dataset, self.batch_size)
+
+    def default_train_steps(self, dataset: str) -> int:
+        """The generator steps of a run on `dataset` that passes no `--train_steps`:
+        `dataset_train_steps[dataset]`, else `train_steps`."""
+        return self.dataset_train_steps.get(dataset, self.train_steps)
 
     def with_phase(self, config: Any, phase: int) -> Any:
         """The config for one phase of a family trained in phases (its `stage` field)."""

@@ -81,6 +81,8 @@ class CycleGANTask(Task):
     batch_size = 1
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {name: SMALL_GRAY for name in IDX_NAMES}
     dataset_batch_sizes: ClassVar[dict[str, int]] = {name: SMALL_GRAY_BATCH for name in IDX_NAMES}
+    # The budget of its quality figures there (`bench/quality.py --model=cyclegan`).
+    dataset_train_steps: ClassVar[dict[str, int]] = {name: 3000 for name in IDX_NAMES}
 
     def __init__(self) -> None:
         self._real: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}

@@ -3,12 +3,15 @@ pictures of both stages."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import tensorflow as tf
 
 from zoo import registry
 from zoo.core.ema import GeneratorEMA
 from zoo.core.images import image_grid, label_rows
+from zoo.data import IDX_NAMES
 from zoo.errors import UsageError, first_line
 from zoo.models.stackgan.model import PHASES, StackGAN, StackGANConfig, training_image_size
 from zoo.models.text_family import ATTRIBUTE_COLUMNS
@@ -23,6 +26,8 @@ class StackGANTask(TextTask):
 
     model_class = StackGAN
     phases = PHASES
+    # Each phase's budget of its quality figures (`bench/stackgan_quality.py`: 2000 + 2000).
+    dataset_train_steps: ClassVar[dict[str, int]] = {name: 2000 for name in IDX_NAMES}
 
     def training_image_size(self, config: StackGANConfig) -> int:
         return training_image_size(config)
