@@ -50,11 +50,10 @@ def test_registered_with_the_paper_defaults():
 def test_small_gray_datasets_get_the_measured_defaults(dataset):
     c = TASK.default_config(dataset)
     assert (c.image_size, c.channels, c.generator_filters, c.identity_weight) == (32, 1, 32, 0)
-    assert c.discriminator_filters == 32 and not c.input_norm
+    assert (c.discriminator_filters, c.cycle_weight) == (16, 20.0) and not c.input_norm
     paper = CycleGANConfig()
-    assert (c.residual_blocks, c.cycle_weight, c.pool_size, c.upsample) == (
+    assert (c.residual_blocks, c.pool_size, c.upsample) == (
         paper.residual_blocks,
-        paper.cycle_weight,
         paper.pool_size,
         paper.upsample,
     )
