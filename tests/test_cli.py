@@ -151,7 +151,10 @@ BAD_INPUT = [
     pytest.param(
         [*GAN, "--config=generator_units=0"], ["gan config cannot build", "units"], {}, id="units"
     ),
-    pytest.param([*GAN, "--train_steps=0"], ["--train_steps", ">= 1", "got 0"], {}, id="no-steps"),
+    # --train_steps=0 is the family's budget (tests/test_step_time.py); below it is refused.
+    pytest.param(
+        [*GAN, "--train_steps=-1"], ["--train_steps", ">= 1", "got -1"], {}, id="negative-steps"
+    ),
     pytest.param(
         [*GAN, "--config=pack=3"], ["per-replica batch 16", "pack=3"], {}, id="batch-not-packable"
     ),
