@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.families import REPO, TINY, run_python, subprocess_env
-from zoo import registry, train
+from zoo import train
 from zoo.run import RunConfig
 
 # A tiny CycleGAN step (its Fashion-MNIST default batch of 4: two generators and two
@@ -45,49 +45,29 @@ def test_tiny_cyclegan_step_costs_a_few_tiny_dcgan_steps():
     assert ratio < MAX_CYCLEGAN_OVER_DCGAN, measured
 
 
+# A run with no --batch_size or --train_steps gets the family's on its dataset; the steps are the
+# budgets README's quality figures were measured at (bench/).
 @pytest.mark.parametrize(
-    ("model", "dataset", "batch_size"),
+    ("model", "dataset", "batch_size", "train_steps"),
     [
-        ("cyclegan", "fashion_mnist", 4),
-        ("cyclegan", "folder:/data/horse2zebra", 1),
-        ("dcgan", "fashion_mnist", 64),
-        ("gan", "ring8", 256),
-        ("gan", "mnist", 64),
-        ("stackgan", "fashion_mnist", 64),
+        ("cyclegan", "fashion_mnist", 4, 3000),
+        ("cyclegan", "folder:/data/horse2zebra", 1, 1000),
+        ("dcgan", "fashion_mnist", 64, 3000),
+        ("dcgan", "mnist", 64, 3000),
+        ("dcgan", "folder:/data/faces", 64, 1000),
+        ("cgan", "fashion_mnist", 64, 2000),
+        ("gan_int_cls", "fashion_mnist", 64, 1500),
+        ("gan", "ring8", 256, 8000),
+        ("gan", "grid25", 256, 8000),
+        ("gan", "mnist", 64, 1000),
+        ("stackgan", "fashion_mnist", 64, 2000),
     ],
 )
-def test_batch_size_zero_is_the_familys_default(model, dataset, batch_size):
+def test_zero_batch_size_and_train_steps_are_the_familys(model, dataset, batch_size, train_steps):
     rc = train.with_family_defaults(RunConfig(model=model, dataset=dataset))
-    assert rc.batch_size == batch_size
-    assert train.with_family_defaults(RunConfig(model=model, batch_size=5)).batch_size == 5
-
-
-# The budgets README's quality figures were measured at (bench/): a run with no --train_steps
-# trains as long as the figure beside its recipe.
-@pytest.mark.parametrize(
-    ("model", "dataset", "train_steps"),
-    [
-        ("dcgan", "fashion_mnist", 3000),
-        ("dcgan", "mnist", 3000),
-        ("dcgan", "folder:/data/faces", 1000),
-        ("cgan", "fashion_mnist", 2000),
-        ("gan_int_cls", "fashion_mnist", 1500),
-        ("stackgan", "fashion_mnist", 2000),
-        ("cyclegan", "fashion_mnist", 3000),
-        ("cyclegan", "folder:/data/horse2zebra", 1000),
-        ("gan", "ring8", 8000),
-        ("gan", "grid25", 8000),
-        ("gan", "mnist", 1000),
-    ],
-)
-def test_train_steps_zero_is_the_familys_budget_on_the_dataset(model, dataset, train_steps):
-    rc = train.with_family_defaults(RunConfig(model=model, dataset=dataset))
-    assert (rc.train_steps, rc.batch_size) == (
-        train_steps,
-        registry.get(model).default_batch_size(dataset),
-    )
-    given = train.with_family_defaults(RunConfig(model=model, dataset=dataset, train_steps=7))
-    assert given.train_steps == 7
+    assert (rc.batch_size, rc.train_steps) == (batch_size, train_steps)
+    given = RunConfig(model=model, dataset=dataset, batch_size=5, train_steps=7)
+    assert train.with_family_defaults(given) == given
 
 
 def test_a_resumed_run_keeps_its_train_steps_unless_given(tmp_path):
