@@ -31,6 +31,75 @@ def _fused_batch_norm_training(x: Any, gamma: Any, beta: Any, epsilon: float) ->
     return y, mean, variance
 
 
+def _fused_instance_norm(x: Any, gamma: Any, beta: Any, epsilon: float) -> Any:
+    """Instance norm of an NHWC float32 map as TF's fused batch norm, with a lean gradient.
+
+    Each example's channel becomes one channel of a batch of one ([1, H, W, B·C]; a batch of
+    one is that map already), so `FusedBatchNormV3` (one oneDNN kernel forward) and
+    `FusedBatchNormGradV3` (one backward) compute the same function as the axis-by-axis path.
+    The gradient is written here rather than derived through the transposes, reshapes and
+    tiles: TF's derived one took ~100 graph ops per norm (44% of a CycleGAN train step's
+    ops, traced and optimised at every start-up); this one takes about a third of that. It
+    is the registered gradient's own kernel, so second derivatives (R1) still exist.
+    """
+    import tensorflow as tf
+
+    batch, height, width, channels = x.shape
+    if None in (batch, height, width):
+        shape = tf.shape(x)
+        batch = batch or shape[0]
+        height = height or shape[1]
+        width = width or shape[2]
+    single = isinstance(batch, int) and batch == 1
+
+    def to_flat(t):
+        return t if single else tf.reshape(tf.transpose(t, [1, 2, 0, 3]), [1, height, width, -1])
+
+    def from_flat(t):
+        if single:
+            return t
+        return tf.transpose(tf.reshape(t, [height, width, batch, channels]), [2, 0, 1, 3])
+
+    def per_example(v):  # [C] -> [B·C]
+        return v if single else tf.tile(v, [batch])
+
+    def summed(v):  # [B·C] -> [C], the adjoint of `per_example`
+        return v if single else tf.reduce_sum(tf.reshape(v, [batch, channels]), axis=0)
+
+    @tf.custom_gradient
+    def norm(x, gamma, beta):
+        flat, scale = to_flat(x), per_example(gamma)
+        y, _, _, reserve_1, reserve_2, reserve_3 = tf.raw_ops.FusedBatchNormV3(
+            x=flat,
+            scale=scale,
+            offset=per_example(beta),
+            mean=tf.zeros([0]),
+            variance=tf.zeros([0]),
+            epsilon=epsilon,
+            exponential_avg_factor=1.0,
+            data_format="NHWC",
+            is_training=True,
+        )
+
+        def grad(dy):
+            dx, dscale, doffset, _, _ = tf.raw_ops.FusedBatchNormGradV3(
+                y_backprop=to_flat(dy),
+                x=flat,
+                scale=scale,
+                reserve_space_1=reserve_1,
+                reserve_space_2=reserve_2,
+                reserve_space_3=reserve_3,
+                epsilon=epsilon,
+                data_format="NHWC",
+                is_training=True,
+            )
+            return from_flat(dx), summed(dscale), summed(doffset)
+
+        return from_flat(y), grad
+
+    return norm(x, gamma, beta)
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` whose training pass on NHWC maps is TF's fused kernel.
@@ -213,23 +282,14 @@ class InstanceNormalization(keras.layers.Layer):
         return keras.ops.cast(outputs, self.compute_dtype)
 
     def _fused_call(self, inputs):
-        """The training pass on NHWC maps as TF's fused batch norm of a [1, H, W, B·C] map.
-
-        Each example's channel becomes one channel of a batch of one, so `FusedBatchNormV3`
-        (one oneDNN kernel forward, one for the gradient) computes the same function as the
-        axis-by-axis path with fewer ops and less time.
-        """
+        """The training pass on NHWC maps: TF's fused batch norm (see `_fused_instance_norm`)."""
         import tensorflow as tf
 
         x = tf.cast(inputs, tf.float32)
-        shape = tf.shape(x)
-        batch, channels = shape[0], x.shape[-1]
-        flat = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, shape[1], shape[2], -1])
-        ones = tf.ones([batch * channels])
-        gamma = tf.tile(tf.cast(self.gamma, tf.float32), [batch]) if self.scale else ones
-        beta = tf.tile(tf.cast(self.beta, tf.float32), [batch]) if self.center else 0.0 * ones
-        y, _, _ = _fused_batch_norm_training(flat, gamma, beta, self.epsilon)
-        y = tf.transpose(tf.reshape(y, [shape[1], shape[2], batch, channels]), [2, 0, 1, 3])
+        channels = x.shape[-1]
+        gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
+        beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
+        y = _fused_instance_norm(x, gamma, beta, self.epsilon)
         y.set_shape(inputs.shape)
         return tf.cast(y, self.compute_dtype)
 
