@@ -15,9 +15,16 @@ def dcgan_init() -> keras.initializers.Initializer:
 def _fused_batch_norm_training(x: Any, gamma: Any, beta: Any, epsilon: float) -> tuple:
     """TF's fused batch norm in training mode on an NHWC map: (y, batch mean, variance), the
     variance as the kernel returns it (unbiased). One oneDNN kernel forward and one backward."""
+    y, mean, variance, *_ = _fused_batch_norm_v3(x, gamma, beta, epsilon)
+    return y, mean, variance
+
+
+def _fused_batch_norm_v3(x: Any, gamma: Any, beta: Any, epsilon: float) -> tuple:
+    """`FusedBatchNormV3` in training mode on an NHWC map: all six outputs (y, mean, variance
+    and the three reserve spaces its gradient kernel takes)."""
     import tensorflow as tf
 
-    y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+    return tf.raw_ops.FusedBatchNormV3(
         x=x,
         scale=gamma,
         offset=beta,
@@ -28,7 +35,6 @@ def _fused_batch_norm_training(x: Any, gamma: Any, beta: Any, epsilon: float) ->
         data_format="NHWC",
         is_training=True,
     )
-    return y, mean, variance
 
 
 def _fused_instance_norm(x: Any, gamma: Any, beta: Any, epsilon: float) -> Any:
@@ -69,16 +75,8 @@ def _fused_instance_norm(x: Any, gamma: Any, beta: Any, epsilon: float) -> Any:
     @tf.custom_gradient
     def norm(x, gamma, beta):
         flat, scale = to_flat(x), per_example(gamma)
-        y, _, _, reserve_1, reserve_2, reserve_3 = tf.raw_ops.FusedBatchNormV3(
-            x=flat,
-            scale=scale,
-            offset=per_example(beta),
-            mean=tf.zeros([0]),
-            variance=tf.zeros([0]),
-            epsilon=epsilon,
-            exponential_avg_factor=1.0,
-            data_format="NHWC",
-            is_training=True,
+        y, _, _, reserve_1, reserve_2, reserve_3 = _fused_batch_norm_v3(
+            flat, scale, per_example(beta), epsilon
         )
 
         def grad(dy):
